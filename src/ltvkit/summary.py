@@ -1,0 +1,520 @@
+"""Recency-frequency-monetary summaries of a transaction log.
+
+The rules, which every function here applies in the same way:
+
+* A *purchase occasion* is a period (a calendar day by default) with at least
+  one row whose amount is zero or more. Rows in the same period merge and
+  their amounts are summed.
+* ``frequency`` is the number of occasions after the first; ``recency`` is the
+  time from the first to the last occasion and ``T`` the time from the first
+  occasion to the end of observation, both in ``time_unit``.
+* ``monetary_value`` is the mean total of the repeat occasions (the first is
+  left out), 0 for customers with no repeat occasion.
+* Refunds (negative amounts) are an error unless ``refunds="net"``. Then a
+  refund is never an occasion; its amount is added to the latest occasion on
+  or before it (or the customer's first occasion, if it comes earlier), so
+  it lowers that occasion's total, ``monetary_value`` when that occasion is a
+  repeat one, and ``total_spend``.
+* Zero-amount rows and exact duplicate rows are kept by default, as the
+  published CDNOW fits need, with a warning giving their counts; either can
+  be dropped on request.
+* Rows dated after the observation end are left out and counted in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError, DataError, DataQualityWarning
+from .load import Transactions, read_transactions
+
+__all__ = [
+    "DAYS_PER_UNIT",
+    "PERIODS",
+    "summarise",
+    "summarise_calibration_holdout",
+    "days_per_unit",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Length of each supported time unit in days. A month is 365.25 / 12 days.
+DAYS_PER_UNIT: dict[str, float] = {
+    "H": 1 / 24,
+    "D": 1.0,
+    "W": 7.0,
+    "M": 365.25 / 12,
+    "Q": 365.25 / 4,
+}
+#: Calendar periods that purchases can be merged into.
+PERIODS = ("D", "W", "M", "Q")
+
+Refunds = Literal["error", "net"]
+KeepDrop = Literal["keep", "drop"]
+
+
+def days_per_unit(time_unit: str) -> float:
+    """Length of ``time_unit`` in days.
+
+    >>> days_per_unit("W")
+    7.0
+    >>> round(days_per_unit("M"), 4)
+    30.4375
+    """
+    try:
+        return DAYS_PER_UNIT[time_unit]
+    except (KeyError, TypeError):
+        raise ConfigError(
+            f"time_unit must be one of {', '.join(DAYS_PER_UNIT)} (hours, days, "
+            f"weeks of 7 days, months and quarters of a 365.25-day year); got "
+            f"{time_unit!r} instead."
+        ) from None
+
+
+@dataclass(frozen=True)
+class _Rules:
+    time_unit: str
+    period: str
+    refunds: str
+    zero_amounts: str
+    duplicates: str
+
+    @property
+    def scale(self) -> float:
+        """Time units per period step."""
+        if self.period == "D":
+            return 1.0 / days_per_unit(self.time_unit)
+        return 1.0
+
+
+def _rules(time_unit, period, refunds, zero_amounts, duplicates) -> _Rules:
+    if period not in PERIODS:
+        raise ConfigError(
+            f"period must be one of {', '.join(PERIODS)} (calendar day, week "
+            f"starting Monday, month, quarter); got {period!r} instead."
+        )
+    if time_unit is None:
+        time_unit = period
+    days_per_unit(time_unit)
+    if period != "D" and time_unit != period:
+        raise ConfigError(
+            f"With period={period!r}, recency and T are counted in whole periods, "
+            f"so time_unit must be {period!r} too (or left out); got {time_unit!r}."
+        )
+    for name, value, allowed in (
+        ("refunds", refunds, ("error", "net")),
+        ("zero_amounts", zero_amounts, ("keep", "drop")),
+        ("duplicates", duplicates, ("keep", "drop")),
+    ):
+        if value not in allowed:
+            raise ConfigError(
+                f"{name} must be one of {', '.join(map(repr, allowed))}; "
+                f"got {value!r} instead."
+            )
+    return _Rules(time_unit, period, refunds, zero_amounts, duplicates)
+
+
+def _period_index(period: str, column: str) -> str:
+    """SQL giving an integer index of the period that ``column`` falls in."""
+    if period == "D":
+        return f"date_diff('day', DATE '1970-01-01', {column})"
+    if period == "W":
+        # 1970-01-05 is a Monday: weeks run Monday to Sunday.
+        return f"(date_diff('day', DATE '1970-01-05', {column}) // 7)"
+    if period == "M":
+        return f"(year({column}) * 12 + month({column}) - 1)"
+    return f"(year({column}) * 4 + quarter({column}) - 1)"
+
+
+def _to_day(value, name: str, tx: Transactions) -> pd.Timestamp:
+    if isinstance(value, str) and tx.date_format:
+        try:
+            return pd.Timestamp(
+                pd.to_datetime(value, format=tx.date_format)
+            ).normalize()
+        except (ValueError, TypeError):
+            pass
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise ConfigError(
+            f"{name} must be a date such as '1997-09-30'; got {value!r} instead."
+        ) from None
+    if pd.isna(stamp):
+        raise ConfigError(f"{name} must be a date; got {value!r} instead.")
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_localize(None)
+    return stamp.normalize()
+
+
+def _as_transactions(data) -> Transactions:
+    if isinstance(data, Transactions):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return read_transactions(data)
+    raise ConfigError(
+        "Pass a Transactions object (from ltvkit.read_transactions) or a DataFrame "
+        f"with columns customer_id, date, amount; got {type(data).__name__}."
+    )
+
+
+def _check_rows(tx: Transactions, rules: _Rules, end: pd.Timestamp) -> str:
+    """Apply the row rules up to ``end``; return SQL of the rows to use."""
+    con, view = tx.connection, tx.view
+    end_sql = f"DATE '{end.date()}'"
+    n_after, n_neg, neg_total, n_zero, n_dup = con.execute(
+        f"""
+        SELECT count(*) FILTER (WHERE day > {end_sql}),
+               count(*) FILTER (WHERE day <= {end_sql} AND amount < 0),
+               sum(amount) FILTER (WHERE day <= {end_sql} AND amount < 0),
+               count(*) FILTER (WHERE day <= {end_sql} AND amount = 0),
+               count(*) FILTER (WHERE day <= {end_sql})
+                 - count(DISTINCT row_hash) FILTER (WHERE day <= {end_sql})
+        FROM {view}
+        """
+    ).fetchone()
+    if n_after:
+        logger.info("left out %d rows dated after %s", n_after, end.date())
+    if n_neg and rules.refunds == "error":
+        raise DataError(
+            f"The log has {n_neg} rows with a negative amount (refunds), "
+            f"{neg_total:.2f} in total. Pass refunds='net' (--refunds net) to net "
+            "refunds against the customer's spend without counting them as "
+            "purchases, or remove them from the log."
+        )
+    if n_zero:
+        action = "dropped" if rules.zero_amounts == "drop" else "kept as purchases"
+        warnings.warn(
+            f"{n_zero} zero-amount rows were {action}"
+            + (
+                "; pass zero_amounts='drop' (--drop-zero-amounts) to drop them."
+                if rules.zero_amounts == "keep"
+                else "."
+            ),
+            DataQualityWarning,
+            stacklevel=3,
+        )
+    if n_dup:
+        action = "dropped" if rules.duplicates == "drop" else "kept and summed"
+        warnings.warn(
+            f"{n_dup} rows are exact duplicates of another row (extra copies), "
+            f"{action}"
+            + (
+                "; pass duplicates='drop' (--drop-duplicates) if they are export "
+                "errors rather than repeat orders."
+                if rules.duplicates == "keep"
+                else "."
+            ),
+            DataQualityWarning,
+            stacklevel=3,
+        )
+    where = [f"day <= {end_sql}"]
+    if rules.zero_amounts == "drop":
+        where.append("amount <> 0")
+    rows = f"SELECT * FROM {view} WHERE {' AND '.join(where)}"
+    if rules.duplicates == "drop":
+        rows += " QUALIFY row_number() OVER (PARTITION BY row_hash) = 1"
+    return rows
+
+
+def _occasions_sql(rows: str, period: str) -> str:
+    """SQL of (customer_id, p, total): net totals of each purchase occasion."""
+    p = _period_index(period, "day")
+    return f"""
+        WITH r AS ({rows}),
+        per AS (
+            SELECT customer_id, {p} AS p, bool_or(amount >= 0) AS occ,
+                   sum(amount) AS total
+            FROM r GROUP BY customer_id, p
+        ),
+        assigned AS (
+            SELECT customer_id, total,
+                   coalesce(
+                       max(CASE WHEN occ THEN p END) OVER (
+                           PARTITION BY customer_id ORDER BY p
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
+                       min(CASE WHEN occ THEN p END) OVER (PARTITION BY customer_id)
+                   ) AS p
+            FROM per
+        )
+        SELECT customer_id, p, sum(total) AS total
+        FROM assigned WHERE p IS NOT NULL GROUP BY customer_id, p
+    """
+
+
+def _first_segment_sql(rows: str, has_segment: bool) -> str:
+    if not has_segment:
+        return "SELECT NULL AS customer_id, NULL AS segment WHERE false"
+    return f"""
+        SELECT customer_id, arg_min(segment, (ts, segment)) AS segment
+        FROM ({rows}) WHERE amount >= 0 GROUP BY customer_id
+    """
+
+
+def _customers_frame(df: pd.DataFrame, has_segment: bool) -> pd.DataFrame:
+    df = df.set_index("customer_id").sort_index()
+    df["frequency"] = df["frequency"].astype("int64")
+    if not has_segment:
+        df = df.drop(columns="segment")
+    return df
+
+
+def _report_refund_only(tx: Transactions, rows: str, occasions: str) -> None:
+    n, total = tx.connection.execute(
+        f"""
+        SELECT count(DISTINCT customer_id), sum(amount) FROM ({rows}) r
+        WHERE customer_id NOT IN (SELECT customer_id FROM ({occasions}))
+        """
+    ).fetchone()
+    if n:
+        warnings.warn(
+            f"{n} customers have refunds but no purchase up to the observation end "
+            f"({total:.2f} in all); they are left out of the summary.",
+            DataQualityWarning,
+            stacklevel=3,
+        )
+
+
+def summarise(
+    data: Transactions | pd.DataFrame,
+    *,
+    time_unit: str | None = "D",
+    observation_end=None,
+    period: str = "D",
+    refunds: Refunds = "error",
+    zero_amounts: KeepDrop = "keep",
+    duplicates: KeepDrop = "keep",
+) -> pd.DataFrame:
+    """Summarise a transaction log into one RFM row per customer.
+
+    Parameters
+    ----------
+    data : Transactions or pandas.DataFrame
+        The log, from :func:`ltvkit.read_transactions`, or a DataFrame with
+        columns ``customer_id``, ``date`` and ``amount``.
+    time_unit : {"H", "D", "W", "M", "Q"}, default="D"
+        Unit of ``recency`` and ``T``: hours, days, weeks of 7 days, months
+        (365.25 / 12 days) or quarters. With ``period="D"`` the unit only
+        rescales time; it does not merge purchases into longer periods.
+    observation_end : date-like, optional
+        Last day of observation; rows dated later are left out and counted.
+        Default: the latest date in the log.
+    period : {"D", "W", "M", "Q"}, default="D"
+        Calendar period that makes one purchase occasion: a day, a week
+        (Monday to Sunday), a month or a quarter. With a period longer than a
+        day, recency and T count whole periods and ``time_unit`` must equal
+        ``period``.
+    refunds : {"error", "net"}, default="error"
+        How to treat negative amounts (see the module notes).
+    zero_amounts, duplicates : {"keep", "drop"}, default="keep"
+        Whether to keep zero-amount rows and exact duplicate rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``customer_id`` (sorted), with columns ``frequency``,
+        ``recency``, ``T``, ``monetary_value``, ``total_spend`` (net spend of
+        all occasions, the first included), ``first_purchase`` (date),
+        ``n_transactions`` (rows used) and, if the log has one, ``segment``.
+        ``attrs`` holds ``time_unit``, ``period`` and ``observation_end``.
+
+    Raises
+    ------
+    DataError
+        Refunds without ``refunds="net"``; an observation end before the
+        first purchase.
+    ConfigError
+        An unknown time unit, period or option value.
+    """
+    tx = _as_transactions(data)
+    rules = _rules(time_unit, period, refunds, zero_amounts, duplicates)
+    first_day, last_day = tx.date_range()
+    end = (
+        last_day
+        if observation_end is None
+        else _to_day(observation_end, "observation_end", tx)
+    )
+    if end < first_day:
+        raise DataError(
+            f"observation_end {end.date()} is before the first transaction "
+            f"({first_day.date()})."
+        )
+
+    rows = _check_rows(tx, rules, end)
+    occasions = _occasions_sql(rows, rules.period)
+    end_p = _period_index(rules.period, f"DATE '{end.date()}'")
+    scale = rules.scale
+    df = tx.connection.execute(
+        f"""
+        WITH o AS ({occasions}),
+        ranked AS (
+            SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY p) AS k
+            FROM o
+        ),
+        c AS (
+            SELECT customer_id,
+                   count(*) - 1 AS frequency,
+                   (max(p) - min(p)) * {scale} AS recency,
+                   ({end_p} - min(p)) * {scale} AS T,
+                   coalesce(avg(total) FILTER (WHERE k > 1), 0.0) AS monetary_value,
+                   sum(total) AS total_spend
+            FROM ranked GROUP BY customer_id
+        ),
+        r AS (
+            SELECT customer_id, min(day) AS first_purchase, count(*) AS n_transactions
+            FROM ({rows}) WHERE amount >= 0 GROUP BY customer_id
+        ),
+        s AS ({_first_segment_sql(rows, tx.has_segment)})
+        SELECT c.*, r.first_purchase, r.n_transactions, s.segment
+        FROM c JOIN r USING (customer_id) LEFT JOIN s USING (customer_id)
+        """
+    ).df()
+    _report_refund_only(tx, rows, occasions)
+    if df.empty:
+        raise DataError(f"No purchases up to {end.date()} in {tx.source}.")
+    df = _customers_frame(df, tx.has_segment)
+    # Refunded purchases are counted here with their net total.
+    df["total_spend"] = df["total_spend"].astype(float)
+    df.attrs.update(
+        time_unit=rules.time_unit, period=rules.period, observation_end=str(end.date())
+    )
+    logger.info(
+        "summarised %d customers (%d repeat buyers) up to %s in unit %s",
+        len(df),
+        int((df["frequency"] > 0).sum()),
+        end.date(),
+        rules.time_unit,
+    )
+    return df
+
+
+def summarise_calibration_holdout(
+    data: Transactions | pd.DataFrame,
+    *,
+    calibration_end,
+    observation_end=None,
+    time_unit: str | None = "D",
+    period: str = "D",
+    refunds: Refunds = "error",
+    zero_amounts: KeepDrop = "keep",
+    duplicates: KeepDrop = "keep",
+) -> pd.DataFrame:
+    """Summarise a calibration period and the holdout period that follows it.
+
+    Customers are those with a purchase on or before ``calibration_end``.
+    Both periods follow the same occasion rules (see :func:`summarise`).
+
+    Parameters
+    ----------
+    data : Transactions or pandas.DataFrame
+        The log.
+    calibration_end : date-like
+        Last day of the calibration period.
+    observation_end : date-like, optional
+        Last day of the holdout period; default the latest date in the log.
+    time_unit, period, refunds, zero_amounts, duplicates
+        As in :func:`summarise`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``customer_id``, with ``frequency_cal``, ``recency_cal``,
+        ``T_cal``, ``monetary_value_cal``, ``total_spend_cal``,
+        ``first_purchase``, (``segment``), ``frequency_holdout`` (occasions
+        in the holdout period), ``monetary_value_holdout``
+        (``spend_holdout / frequency_holdout``, 0 without occasions),
+        ``spend_holdout`` (sum of all holdout amounts) and
+        ``duration_holdout`` (length of the holdout period in ``time_unit``).
+
+    Raises
+    ------
+    DataError
+        If ``calibration_end`` is not before ``observation_end``, or no
+        customer bought by ``calibration_end``.
+    """
+    tx = _as_transactions(data)
+    rules = _rules(time_unit, period, refunds, zero_amounts, duplicates)
+    first_day, last_day = tx.date_range()
+    cal_end = _to_day(calibration_end, "calibration_end", tx)
+    end = (
+        last_day
+        if observation_end is None
+        else _to_day(observation_end, "observation_end", tx)
+    )
+    if cal_end >= end:
+        raise DataError(
+            f"calibration_end {cal_end.date()} must be before the observation end "
+            f"{end.date()} (the latest date in the log unless given)."
+        )
+    if cal_end < first_day:
+        raise DataError(
+            f"calibration_end {cal_end.date()} is before the first transaction "
+            f"({first_day.date()}): the calibration period is empty."
+        )
+
+    rows = _check_rows(tx, rules, end)
+    with warnings.catch_warnings():
+        # The whole window was just checked; the calibration part would only
+        # repeat a subset of the same counts.
+        warnings.simplefilter("ignore", DataQualityWarning)
+        cal = summarise(
+            tx,
+            time_unit=rules.time_unit,
+            observation_end=cal_end,
+            period=rules.period,
+            refunds=rules.refunds,
+            zero_amounts=rules.zero_amounts,
+            duplicates=rules.duplicates,
+        )
+    p = _period_index(rules.period, "day")
+    cal_p = _period_index(rules.period, f"DATE '{cal_end.date()}'")
+    end_p = _period_index(rules.period, f"DATE '{end.date()}'")
+    hold = (
+        tx.connection.execute(
+            f"""
+        SELECT customer_id,
+               count(DISTINCT {p}) FILTER (WHERE amount >= 0) AS frequency_holdout,
+               sum(amount) AS spend_holdout
+        FROM ({rows}) WHERE {p} > {cal_p}
+        GROUP BY customer_id
+        """
+        )
+        .df()
+        .set_index("customer_id")
+    )
+    duration = float(
+        (tx.connection.execute(f"SELECT {end_p} - {cal_p}").fetchone()[0]) * rules.scale
+    )
+
+    out = cal.rename(
+        columns={
+            c: f"{c}_cal"
+            for c in ("frequency", "recency", "T", "monetary_value", "total_spend")
+        }
+    )
+    out = out.join(hold, how="left")
+    out["frequency_holdout"] = out["frequency_holdout"].fillna(0).astype("int64")
+    out["spend_holdout"] = out["spend_holdout"].fillna(0.0).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["monetary_value_holdout"] = np.where(
+            out["frequency_holdout"] > 0,
+            out["spend_holdout"] / out["frequency_holdout"].clip(lower=1),
+            0.0,
+        )
+    out["duration_holdout"] = duration
+    out.attrs.update(
+        cal.attrs, calibration_end=str(cal_end.date()), observation_end=str(end.date())
+    )
+    logger.info(
+        "holdout %s to %s: %d repeat transactions",
+        cal_end.date(),
+        end.date(),
+        int(out["frequency_holdout"].sum()),
+    )
+    return out
