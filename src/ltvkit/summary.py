@@ -100,7 +100,7 @@ def _rules(time_unit, period, refunds, zero_amounts, duplicates) -> _Rules:
             f"starting Monday, month, quarter); got {period!r} instead."
         )
     if time_unit is None:
-        time_unit = period
+        time_unit = period  # "D" for daily occasions, else the period itself
     days_per_unit(time_unit)
     if period != "D" and time_unit != period:
         raise ConfigError(
@@ -284,7 +284,7 @@ def _report_refund_only(tx: Transactions, rows: str, occasions: str) -> None:
 def summarise(
     data: Transactions | pd.DataFrame,
     *,
-    time_unit: str | None = "D",
+    time_unit: str | None = None,
     observation_end=None,
     period: str = "D",
     refunds: Refunds = "error",
@@ -298,10 +298,11 @@ def summarise(
     data : Transactions or pandas.DataFrame
         The log, from :func:`ltvkit.read_transactions`, or a DataFrame with
         columns ``customer_id``, ``date`` and ``amount``.
-    time_unit : {"H", "D", "W", "M", "Q"}, default="D"
-        Unit of ``recency`` and ``T``: hours, days, weeks of 7 days, months
-        (365.25 / 12 days) or quarters. With ``period="D"`` the unit only
-        rescales time; it does not merge purchases into longer periods.
+    time_unit : {"H", "D", "W", "M", "Q"}, optional
+        Unit of ``recency`` and ``T``, by default the ``period`` (days): hours,
+        days, weeks of 7 days, months (365.25 / 12 days) or quarters. With
+        ``period="D"`` the unit only rescales time; it does not merge
+        purchases into longer periods.
     observation_end : date-like, optional
         Last day of observation; rows dated later are left out and counted.
         Default: the latest date in the log.
@@ -399,7 +400,7 @@ def summarise_calibration_holdout(
     *,
     calibration_end,
     observation_end=None,
-    time_unit: str | None = "D",
+    time_unit: str | None = None,
     period: str = "D",
     refunds: Refunds = "error",
     zero_amounts: KeepDrop = "keep",
