@@ -11,8 +11,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,spark]'
 	touch $(STAMP)
 
+LTVKIT := $(VENV)/bin/ltvkit
+
+# Train on the whole CDNOW master log and score it; segments are acquisition
+# months, and examples/cdnow_spend.csv is an illustrative spend table.
 demo: $(STAMP)
-	$(VENV)/bin/ltvkit demo --out $(OUT)
+	$(LTVKIT) cdnow --kind master --out $(OUT)/cdnow_master.csv
+	$(LTVKIT) train --transactions $(OUT)/cdnow_master.csv --time-unit W \
+		--out models/cdnow_master --force
+	$(LTVKIT) score --model models/cdnow_master \
+		--transactions $(OUT)/cdnow_master.csv --segment-by acquisition-month \
+		--spend examples/cdnow_spend.csv --out $(OUT)/cdnow_scored.csv \
+		--segments-out $(OUT)/cdnow_segments.csv
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -1,0 +1,429 @@
+"""The ``ltvkit`` command line: train, score, and export the CDNOW data.
+
+Results go to stdout or the named output files; logs, warnings and
+``Error: ...`` lines go to stderr. Exit status: 0 on success, 1 for a data or
+model error, 2 for a usage error. A traceback is shown only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from . import __version__
+from .errors import LtvkitError
+
+logger = logging.getLogger("ltvkit.cli")
+
+TABLE_SUFFIXES = (".csv", ".parquet")
+
+
+# ---------------------------------------------------------------- plumbing
+
+
+def _setup_logging(quiet: bool, debug: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("ltvkit")
+    root.handlers[:] = [handler]
+    root.setLevel(
+        logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    )
+    root.propagate = False
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not quiet:
+            click.echo(f"Warning: {message}", err=True)
+
+    warnings.showwarning = show
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path beside ``path``; move it into place on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_table(frame: pd.DataFrame, path: Path, *, index: bool = True) -> None:
+    """Write ``frame`` as CSV or Parquet (by suffix), atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise click.UsageError(
+            f"Output {path} must end in .csv or .parquet, to say the format."
+        )
+    with atomic_path(path) as tmp:
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=index)
+        else:
+            frame.to_parquet(tmp, index=index)
+
+
+def _check_suffix(path: str | None, option: str) -> None:
+    if path is not None and Path(path).suffix.lower() not in TABLE_SUFFIXES:
+        raise click.UsageError(f"{option} {path} must end in .csv or .parquet.")
+
+
+class LtvkitGroup(click.Group):
+    """Turn ltvkit errors into one ``Error:`` line and an exit status."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except LtvkitError as exc:
+            if ctx.meta.get("ltvkit.debug"):
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("Error: interrupted; no output was written.", err=True)
+            ctx.exit(130)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            if ctx.meta.get("ltvkit.debug"):
+                raise
+            click.echo(
+                f"Error: unexpected {type(exc).__name__}: {exc} "
+                "(run again with --debug for the traceback, and please report it)",
+                err=True,
+            )
+            ctx.exit(1)
+
+
+def _common(func):
+    """Options every command has."""
+    func = click.option("--quiet", "-q", is_flag=True, help="Only errors on stderr.")(
+        func
+    )
+    func = click.option(
+        "--debug", is_flag=True, help="Show debug logs and tracebacks."
+    )(func)
+    return func
+
+
+def _start(ctx: click.Context, quiet: bool, debug: bool) -> None:
+    ctx.meta["ltvkit.debug"] = debug
+    _setup_logging(quiet, debug)
+
+
+def _log_options(func):
+    """Options that say how to read a transaction log."""
+    options = [
+        click.option(
+            "--transactions",
+            "-t",
+            "transactions",
+            required=True,
+            help="Transaction log: CSV or Parquet file, folder, or glob.",
+        ),
+        click.option("--customer-id-col", default="customer_id", show_default=True),
+        click.option("--date-col", default="date", show_default=True),
+        click.option("--amount-col", default="amount", show_default=True),
+        click.option("--segment-col", default=None, help="Optional segment column."),
+        click.option(
+            "--date-format",
+            default=None,
+            help="strptime format of the dates, e.g. '%m/%d/%Y' (default: "
+            "ISO or another unambiguous format).",
+        ),
+        click.option(
+            "--timezone",
+            default="UTC",
+            show_default=True,
+            help="Zone whose calendar days count, for timestamps with offsets.",
+        ),
+        click.option(
+            "--drop-invalid-rows",
+            is_flag=True,
+            help="Drop rows with a missing id, date or amount (with a warning) "
+            "instead of stopping.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _read(kw: dict):
+    from .load import read_transactions
+
+    return read_transactions(
+        kw.pop("transactions"),
+        customer_id_col=kw.pop("customer_id_col"),
+        date_col=kw.pop("date_col"),
+        amount_col=kw.pop("amount_col"),
+        segment_col=kw.pop("segment_col"),
+        date_format=kw.pop("date_format"),
+        timezone=kw.pop("timezone"),
+        invalid_rows="drop" if kw.pop("drop_invalid_rows") else "error",
+    )
+
+
+# ---------------------------------------------------------------- commands
+
+
+@click.group(cls=LtvkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ltvkit")
+def main() -> None:
+    """Customer lifetime value from transaction logs, set against CAC.
+
+    \b
+    Start with:
+      ltvkit cdnow --out cdnow.csv
+      ltvkit train -t cdnow.csv --time-unit W --out models/cdnow
+      ltvkit score --model models/cdnow -t cdnow.csv --out scored.csv
+    """
+
+
+@main.command()
+@_log_options
+@click.option(
+    "--out", "-o", required=True, type=click.Path(), help="Model folder to write."
+)
+@click.option(
+    "--time-unit",
+    default=None,
+    help="Unit of recency and T: H, D, W (7 days), M or Q. [default: D]",
+)
+@click.option(
+    "--period",
+    type=click.Choice(["D", "W", "M", "Q"]),
+    default="D",
+    show_default=True,
+    help="Calendar period that makes one purchase occasion.",
+)
+@click.option(
+    "--model",
+    "model_kind",
+    type=click.Choice(["bgnbd", "mbgnbd", "paretonbd"]),
+    default="bgnbd",
+    show_default=True,
+    help="Purchase model.",
+)
+@click.option(
+    "--observation-end",
+    default=None,
+    help="ISO date; later rows are left out and counted. [default: latest date]",
+)
+@click.option(
+    "--refunds",
+    type=click.Choice(["error", "net"]),
+    default="error",
+    show_default=True,
+    help="Negative amounts: stop, or net them against the customer's spend.",
+)
+@click.option("--drop-zero-amounts", is_flag=True, help="Drop zero-amount rows.")
+@click.option("--drop-duplicates", is_flag=True, help="Drop exact duplicate rows.")
+@click.option("--penalizer", type=float, default=0.0, show_default=True)
+@click.option(
+    "--horizon-months",
+    type=click.IntRange(min=1),
+    default=12,
+    show_default=True,
+    help="Window the spend regressor learns to predict.",
+)
+@click.option("--no-regressor", is_flag=True, help="Skip the scikit-learn regressor.")
+@click.option("--force", is_flag=True, help="Replace an existing model folder.")
+@_common
+@click.pass_context
+def train(ctx, out, quiet, debug, **kw) -> None:
+    """Fit the purchase and spend models on a log and save a model folder.
+
+    \b
+    Example (reproduces the published CDNOW fit):
+      ltvkit cdnow --kind sample --out cdnow_sample.csv
+      ltvkit train --transactions cdnow_sample.csv --time-unit W \\
+          --observation-end 1997-09-30 --out models/cdnow_sample
+    """
+    _start(ctx, quiet, debug)
+    from .persist import save_model
+    from .pipeline import train as train_models
+
+    out_path = Path(out)
+    if out_path.exists() and not kw["force"]:
+        raise click.UsageError(
+            f"{out_path} exists; pass --force to replace it, or choose another --out."
+        )
+    tx = _read(kw)
+    trained = train_models(
+        tx,
+        time_unit=kw["time_unit"],
+        period=kw["period"],
+        observation_end=kw["observation_end"],
+        model=kw["model_kind"],
+        refunds=kw["refunds"],
+        zero_amounts="drop" if kw["drop_zero_amounts"] else "keep",
+        duplicates="drop" if kw["drop_duplicates"] else "keep",
+        penalizer=kw["penalizer"],
+        regressor=not kw["no_regressor"],
+        horizon_months=kw["horizon_months"],
+    )
+    folder = save_model(out_path, trained, force=kw["force"])
+    click.echo(f"model folder: {folder}")
+    click.echo(trained.purchase_model.summary().to_string())
+    click.echo(trained.spend_model.summary().to_string())
+
+
+@main.command()
+@click.option(
+    "--model",
+    "-m",
+    "model_dir",
+    required=True,
+    type=click.Path(),
+    help="Model folder from 'ltvkit train'.",
+)
+@_log_options
+@click.option(
+    "--out", "-o", required=True, help="Scored list to write (.csv or .parquet)."
+)
+@click.option("--observation-end", default=None, help="Score as of this ISO date.")
+@click.option(
+    "--horizon-months", type=click.IntRange(min=1), default=12, show_default=True
+)
+@click.option(
+    "--margin",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Gross margin as a fraction of spend (1.0: outputs are revenue).",
+)
+@click.option(
+    "--annual-discount-rate",
+    type=click.FloatRange(min=0),
+    default=0.10,
+    show_default=True,
+    help="Discount per year, applied monthly.",
+)
+@click.option(
+    "--spend",
+    default=None,
+    help="Acquisition spend table (CSV: segment, spend[, period]).",
+)
+@click.option(
+    "--customers",
+    default=None,
+    help="Optional customers table (CSV: customer_id, segment, acquired_at).",
+)
+@click.option(
+    "--segment-by",
+    type=click.Choice(["acquisition-month"]),
+    default=None,
+    help="Segment customers by the month of their first purchase.",
+)
+@click.option(
+    "--target-ratio",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3.0,
+    show_default=True,
+    help="LTV:CAC below which a segment is 'below_target'.",
+)
+@click.option("--segments-out", default=None, help="Segment table to write.")
+@_common
+@click.pass_context
+def score(ctx, model_dir, out, quiet, debug, **kw) -> None:
+    """Score every customer of a log with a trained model.
+
+    \b
+    Example:
+      ltvkit score --model models/cdnow -t cdnow.csv --out scored.parquet \\
+          --segment-by acquisition-month --spend examples/cdnow_spend.csv \\
+          --segments-out segments.csv
+    """
+    _start(ctx, quiet, debug)
+    from .cac import read_customers, read_spend, segment_table
+    from .persist import load_model
+    from .pipeline import score as score_log
+
+    _check_suffix(out, "--out")
+    _check_suffix(kw["segments_out"], "--segments-out")
+    if kw["segments_out"] and not kw["spend"]:
+        raise click.UsageError("--segments-out needs --spend.")
+    trained = load_model(model_dir)
+    spend = read_spend(kw["spend"]) if kw["spend"] else None
+    customers = read_customers(kw["customers"]) if kw["customers"] else None
+    tx = _read(kw)
+    scored = score_log(
+        trained,
+        tx,
+        observation_end=kw["observation_end"],
+        horizon_months=kw["horizon_months"],
+        margin=kw["margin"],
+        annual_discount_rate=kw["annual_discount_rate"],
+        segment_by=kw["segment_by"],
+    )
+    segments = None
+    if spend is not None:
+        segments = segment_table(
+            scored,
+            spend,
+            customers=customers,
+            target_ratio=kw["target_ratio"],
+            time_unit=trained.time_unit,
+            margin=kw["margin"],
+            annual_discount_rate=kw["annual_discount_rate"],
+        )
+    write_table(scored, Path(out))
+    if segments is not None and kw["segments_out"]:
+        write_table(segments, Path(kw["segments_out"]))
+    unit = "revenue" if kw["margin"] == 1.0 else f"margin at {kw['margin']:.0%}"
+    click.echo(f"scored {len(scored)} customers -> {out}")
+    click.echo(
+        f"values are {unit}, {kw['horizon_months']} months ahead, discounted at "
+        f"{kw['annual_discount_rate']:.0%} a year"
+        + (" (--margin 1.0: no costs deducted)" if kw["margin"] == 1.0 else "")
+    )
+    if segments is not None:
+        if kw["segments_out"]:
+            click.echo(f"segment table -> {kw['segments_out']}")
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            click.echo(segments.to_string())
+
+
+@main.command()
+@click.option(
+    "--kind",
+    type=click.Choice(["master", "sample"]),
+    default="master",
+    show_default=True,
+)
+@click.option("--out", "-o", required=True, help="File to write (.csv or .parquet).")
+@_common
+@click.pass_context
+def cdnow(ctx, kind, out, quiet, debug) -> None:
+    """Export the CDNOW log bundled with lifetimes as customer_id,date,amount.
+
+    \b
+    Example:
+      ltvkit cdnow --kind sample --out cdnow_sample.csv
+    """
+    _start(ctx, quiet, debug)
+    from .load import load_cdnow
+
+    _check_suffix(out, "--out")
+    frame = load_cdnow(kind)[["customer_id", "date", "amount"]]
+    frame = frame.assign(date=frame["date"].dt.strftime("%Y-%m-%d"))
+    write_table(frame, Path(out), index=False)
+    click.echo(f"{len(frame)} CDNOW {kind} rows -> {out}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,294 @@
+"""The whole job in two calls: train models on a log, score a log with them.
+
+:func:`train` summarises a transaction log, fits the purchase model and the
+Gamma-Gamma spend model (and, by default, the scikit-learn spend regressor)
+and returns a :class:`TrainedModel`; :func:`score` applies one to a log and
+returns the scored customer list. The CLI commands ``ltvkit train`` and
+``ltvkit score`` are thin wrappers around these.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from .errors import ConfigError, DataError, LtvkitWarning, StaleModelWarning
+from .load import Transactions
+from .models import PURCHASE_MODELS, GammaGammaModel
+from .summary import days_per_unit, summarise
+from .value import score_customers
+
+__all__ = [
+    "TrainedModel",
+    "SUMMARY_OPTIONS",
+    "fit_spend_model",
+    "train",
+    "score",
+    "data_fingerprint",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Options of :func:`ltvkit.summarise` that a trained model remembers, so that
+#: scoring summarises a log by the same rules.
+SUMMARY_OPTIONS = ("time_unit", "period", "refunds", "zero_amounts", "duplicates")
+
+#: A model applied to a log that runs this many days past its training data
+#: gets a :class:`~ltvkit.errors.StaleModelWarning`.
+STALE_AFTER_DAYS = 365
+
+
+@dataclass
+class TrainedModel:
+    """Fitted models with what is needed to apply them again.
+
+    Attributes
+    ----------
+    purchase_model : BGNBDModel, MBGNBDModel or ParetoNBDModel
+        The fitted purchase model.
+    spend_model : GammaGammaModel
+        The fitted spend model.
+    regressor : SpendRegressor or None
+        The fitted scikit-learn spend regressor, if one was trained.
+    options : dict
+        The summary rules used (``time_unit``, ``period``, ``refunds``...).
+    observation_end : str
+        Last day of the training data (ISO date).
+    metrics : dict
+        Fit metrics: log-likelihoods, customer counts.
+    data_fingerprint : str
+        Hash of the training rows.
+    summary : pandas.DataFrame or None
+        The RFM summary the models were fitted on (not saved).
+    """
+
+    purchase_model: Any
+    spend_model: GammaGammaModel
+    regressor: Any = None
+    options: dict = field(default_factory=dict)
+    observation_end: str = ""
+    metrics: dict = field(default_factory=dict)
+    data_fingerprint: str = ""
+    summary: pd.DataFrame | None = None
+
+    @property
+    def time_unit(self) -> str:
+        return self.options["time_unit"]
+
+
+def data_fingerprint(tx: Transactions, observation_end: str) -> str:
+    """An order-independent hash of the rows up to ``observation_end``."""
+    value = tx.connection.execute(
+        f"""SELECT hash(sum(row_hash::HUGEINT), count(*)) FROM {tx.view}
+            WHERE day <= DATE '{observation_end}'"""
+    ).fetchone()[0]
+    return f"{int(value):016x}"
+
+
+def fit_spend_model(rfm: pd.DataFrame, *, penalizer: float = 0.0) -> GammaGammaModel:
+    """Fit Gamma-Gamma on the repeat buyers with a positive mean spend.
+
+    Repeat buyers whose net mean spend is zero or negative (possible when
+    refunds are netted) are left out of the fit and counted in the log; they
+    are scored with the population mean spend.
+    """
+    repeat = rfm[rfm["frequency"] > 0]
+    usable = repeat[repeat["monetary_value"] > 0]
+    if len(usable) < len(repeat):
+        logger.warning(
+            "left %d repeat buyers with a non-positive mean spend out of the "
+            "spend model",
+            len(repeat) - len(usable),
+        )
+    if usable.empty:
+        raise DataError(
+            "No customer has a repeat purchase with a positive amount, so the "
+            "spend model cannot be fitted. A longer log is needed."
+        )
+    return GammaGammaModel(penalizer=penalizer).fit(usable)
+
+
+def train(
+    tx: Transactions,
+    *,
+    time_unit: str | None = None,
+    period: str = "D",
+    observation_end=None,
+    model: str = "bgnbd",
+    refunds: str = "error",
+    zero_amounts: str = "keep",
+    duplicates: str = "keep",
+    penalizer: float = 0.0,
+    regressor: bool = True,
+    horizon_months: int = 12,
+) -> TrainedModel:
+    """Summarise ``tx`` and fit the purchase, spend and regressor models.
+
+    Parameters
+    ----------
+    tx : Transactions
+        The log, from :func:`ltvkit.read_transactions`.
+    time_unit, period, observation_end, refunds, zero_amounts, duplicates
+        Summary rules, as in :func:`ltvkit.summarise`.
+    model : {"bgnbd", "mbgnbd", "paretonbd"}, default="bgnbd"
+        The purchase model.
+    penalizer : float, default=0.0
+        L2 penalty on the log-parameters of both probabilistic models.
+    regressor : bool, default=True
+        Whether to train the scikit-learn spend regressor too.
+    horizon_months : int, default=12
+        Window the regressor learns to predict (months of 365.25 / 12 days).
+
+    Returns
+    -------
+    TrainedModel
+    """
+    if model not in PURCHASE_MODELS:
+        raise ConfigError(
+            f"model must be one of {', '.join(PURCHASE_MODELS)}; got {model!r}."
+        )
+    rfm = summarise(
+        tx,
+        time_unit=time_unit,
+        observation_end=observation_end,
+        period=period,
+        refunds=refunds,
+        zero_amounts=zero_amounts,
+        duplicates=duplicates,
+    )
+    options = {
+        "time_unit": rfm.attrs["time_unit"],
+        "period": period,
+        "refunds": refunds,
+        "zero_amounts": zero_amounts,
+        "duplicates": duplicates,
+    }
+    end = rfm.attrs["observation_end"]
+    if not (rfm["frequency"] > 0).any():
+        raise DataError(
+            f"None of the {len(rfm)} customers bought more than once up to {end}, "
+            "so repeat-purchase models cannot be fitted. A longer log is needed."
+        )
+
+    purchase_model = PURCHASE_MODELS[model](penalizer=penalizer).fit(rfm)
+    spend_model = fit_spend_model(rfm, penalizer=penalizer)
+    fitted_regressor = None
+    if regressor:
+        from .ml import SpendRegressor
+
+        horizon_days = horizon_months * days_per_unit("M")
+        try:
+            fitted_regressor = SpendRegressor(horizon_days=horizon_days).fit(
+                tx, observation_end=end
+            )
+        except DataError as exc:
+            warnings.warn(
+                f"The spend regressor was not trained: {exc}",
+                LtvkitWarning,
+                stacklevel=2,
+            )
+
+    metrics = {
+        "n_customers": len(rfm),
+        "n_repeat_buyers": int((rfm["frequency"] > 0).sum()),
+        "purchase_log_likelihood": float(purchase_model.log_likelihood_),
+        "spend_log_likelihood": float(spend_model.log_likelihood_),
+    }
+    logger.info("trained %s + Gamma-Gamma on %d customers", model, len(rfm))
+    return TrainedModel(
+        purchase_model=purchase_model,
+        spend_model=spend_model,
+        regressor=fitted_regressor,
+        options=options,
+        observation_end=end,
+        metrics=metrics,
+        data_fingerprint=data_fingerprint(tx, end),
+        summary=rfm,
+    )
+
+
+def score(
+    trained: TrainedModel,
+    tx: Transactions,
+    *,
+    observation_end=None,
+    horizon_months: int = 12,
+    margin: float = 1.0,
+    annual_discount_rate: float = 0.10,
+    segment_by: str | None = None,
+) -> pd.DataFrame:
+    """Score every customer of ``tx`` with a trained model.
+
+    Parameters
+    ----------
+    trained : TrainedModel
+        From :func:`train` or :func:`ltvkit.persist.load_model`.
+    tx : Transactions
+        The log to score: the training log or a newer one.
+    observation_end : date-like, optional
+        Score as of this day; default the latest date in ``tx``.
+    horizon_months, margin, annual_discount_rate
+        As in :func:`ltvkit.value.score_customers`.
+    segment_by : {"acquisition-month"}, optional
+        Segment customers by the month of their first purchase instead of a
+        segment column of the log.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`ltvkit.value.score_customers`, plus
+        ``predicted_spend_ml`` when the model has a regressor.
+
+    Warns
+    -----
+    StaleModelWarning
+        When the log runs more than a year past the training data.
+    """
+    opts = {k: trained.options[k] for k in SUMMARY_OPTIONS}
+    rfm = summarise(tx, observation_end=observation_end, **opts)
+    end = pd.Timestamp(rfm.attrs["observation_end"])
+    trained_end = pd.Timestamp(trained.observation_end)
+    if end < trained_end:
+        logger.info("scoring as of %s, before the training end", end.date())
+    if (end - trained_end).days > STALE_AFTER_DAYS:
+        warnings.warn(
+            f"The log runs to {end.date()}, {(end - trained_end).days} days past the "
+            f"model's training data (to {trained_end.date()}); the model may be "
+            "stale. Retrain it on recent data.",
+            StaleModelWarning,
+            stacklevel=2,
+        )
+    if segment_by == "acquisition-month":
+        rfm["segment"] = rfm["first_purchase"].dt.strftime("%Y-%m")
+    elif segment_by is not None:
+        raise ConfigError(
+            f"segment_by must be 'acquisition-month' or None; got {segment_by!r}."
+        )
+
+    scored = score_customers(
+        rfm,
+        trained.purchase_model,
+        trained.spend_model,
+        time_unit=trained.time_unit,
+        horizon_months=horizon_months,
+        margin=margin,
+        annual_discount_rate=annual_discount_rate,
+    )
+    if trained.regressor is not None:
+        trained_months = trained.regressor.horizon_days / days_per_unit("M")
+        if abs(trained_months - horizon_months) > 1e-6:
+            warnings.warn(
+                f"predicted_spend_ml covers the {trained_months:g} months the "
+                f"regressor was trained for, not the {horizon_months} asked for; "
+                "retrain with this horizon to compare them.",
+                LtvkitWarning,
+                stacklevel=2,
+            )
+        predicted = trained.regressor.predict(tx, as_of=end)
+        scored["predicted_spend_ml"] = predicted.reindex(scored.index).fillna(0.0)
+    scored.attrs.update(rfm.attrs)
+    return scored
