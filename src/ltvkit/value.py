@@ -541,7 +541,8 @@ def score_customers(
     -------
     pandas.DataFrame
         Indexed by ``customer_id``, with columns ``frequency``, ``recency``,
-        ``T``, ``monetary_value``, ``segment`` (if ``rfm`` has it),
+        ``T``, ``monetary_value``, ``segment`` and ``first_purchase`` (if
+        ``rfm`` has them),
         ``p_alive`` (probability of being alive at the observation end),
         ``expected_purchases`` (over the horizon), ``expected_spend_per_purchase``
         (currency), ``expected_spend`` (expected purchases times spend per
@@ -615,8 +616,7 @@ def score_customers(
     )
 
     cols = ["frequency", "recency", "T", "monetary_value"]
-    if "segment" in rfm:
-        cols.append("segment")
+    cols += [c for c in ("segment", "first_purchase") if c in rfm]
     out = rfm[cols].copy()
     out["p_alive"] = p_alive
     out["expected_purchases"] = purchases
