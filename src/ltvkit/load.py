@@ -94,7 +94,7 @@ class Transactions:
         """First and last calendar day in the log."""
         lo, hi = self.connection.execute(
             f"SELECT min(day), max(day) FROM {self.view}"
-        ).fetchone()
+        ).fetchall()[0]
         return pd.Timestamp(lo), pd.Timestamp(hi)
 
     def __len__(self) -> int:
@@ -223,7 +223,7 @@ def _date_expression(
                    FILTER (WHERE regexp_full_match({s}, '{_DMY_RE}'))
         FROM raw
         """
-    ).fetchone()
+    ).fetchall()[0]
     total, iso, iso_tz, compact, ymd, dmy, max_first, max_second, n_seps = counts
     if total == 0:
         return f"try_strptime({s}, '%Y-%m-%d')"
@@ -245,7 +245,7 @@ def _date_expression(
         sep = con.execute(
             f"SELECT any_value(regexp_extract({s}, '{_DMY_RE}', 2)) FROM raw "
             f"WHERE {s} <> ''"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if max_first > 12 and max_second <= 12:
             fmt = f"%d{sep}%m{sep}%Y"
         elif max_second > 12 and max_first <= 12:
@@ -396,7 +396,7 @@ def read_transactions(
                                        AND NOT ({bad_amount}))
             FROM parsed
             """
-        ).fetchone()
+        ).fetchall()[0]
     except duckdb.Error as exc:
         raise DataError(f"Could not read {label}: {exc}") from exc
     if n_rows == 0:

@@ -85,7 +85,7 @@ def data_fingerprint(tx: Transactions, observation_end: str) -> str:
     value = tx.connection.execute(
         f"""SELECT hash(sum(row_hash::HUGEINT), count(*)) FROM {tx.view}
             WHERE day <= DATE '{observation_end}'"""
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     return f"{int(value):016x}"
 
 

@@ -178,7 +178,7 @@ def _check_rows(tx: Transactions, rules: _Rules, end: pd.Timestamp) -> str:
                  - count(DISTINCT row_hash) FILTER (WHERE day <= {end_sql})
         FROM {view}
         """
-    ).fetchone()
+    ).fetchall()[0]
     if n_after:
         logger.info("left out %d rows dated after %s", n_after, end.date())
     if n_neg and rules.refunds == "error":
@@ -271,7 +271,7 @@ def _report_refund_only(tx: Transactions, rows: str, occasions: str) -> None:
         SELECT count(DISTINCT customer_id), sum(amount) FROM ({rows}) r
         WHERE customer_id NOT IN (SELECT customer_id FROM ({occasions}))
         """
-    ).fetchone()
+    ).fetchall()[0]
     if n:
         warnings.warn(
             f"{n} customers have refunds but no purchase up to the observation end "
@@ -490,7 +490,8 @@ def summarise_calibration_holdout(
         .set_index("customer_id")
     )
     duration = float(
-        (tx.connection.execute(f"SELECT {end_p} - {cal_p}").fetchone()[0]) * rules.scale
+        (tx.connection.execute(f"SELECT {end_p} - {cal_p}").fetchall()[0][0])
+        * rules.scale
     )
 
     out = cal.rename(
