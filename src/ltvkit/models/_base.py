@@ -1,0 +1,492 @@
+"""Shared machinery of the models: validation, compression, fitting, summaries.
+
+A model subclass supplies the per-row log-likelihood and its gradient with
+respect to the natural parameters; this module turns that into a maximum
+likelihood fit on log-parameters with L-BFGS-B and the analytic gradient,
+a convergence check that looks at the gradient rather than only at the
+optimiser's flag, and standard errors from the observed information.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+from scipy.stats import norm
+
+from ltvkit.errors import ConvergenceError, DataError, ModelError, format_examples
+
+logger = logging.getLogger(__name__)
+
+_Z95 = float(norm.ppf(0.975))
+# Gradient norm (mean log-likelihood per customer, log-parameters) below which
+# a point is accepted as the maximum even if the optimiser says otherwise:
+# line searches in BFGS give up on precision loss long after this is reached.
+_ACCEPT_GRAD_NORM = 1e-4
+
+
+class _Data:
+    """Unique rows of the data with their counts (the weights of the fit)."""
+
+    def __init__(self, columns: dict[str, np.ndarray]):
+        keys = np.column_stack(list(columns.values()))
+        uniq, inverse, counts = np.unique(
+            keys, axis=0, return_inverse=True, return_counts=True
+        )
+        self.columns = {name: uniq[:, i] for i, name in enumerate(columns)}
+        self.weights = counts.astype(float)
+        self.inverse = inverse.ravel()
+        self.n = float(counts.sum())
+        self._factors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def factor(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Unique values of one column and the index of each row into them."""
+        if name not in self._factors:
+            uniq, inv = np.unique(self.columns[name], return_inverse=True)
+            self._factors[name] = (uniq, inv.ravel())
+        return self._factors[name]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.columns[name]
+
+
+def check_columns(df, required: tuple[str, ...], *, what: str) -> None:
+    """Raise DataError unless ``df`` is a non-empty frame with ``required``."""
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(
+            f"{what} must be a pandas DataFrame indexed by customer_id with "
+            f"columns {', '.join(required)}; got {type(df).__name__}. "
+            "Build one with ltvkit.summary."
+        )
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{what} lacks the column(s) {', '.join(missing)} (it has "
+            f"{', '.join(map(str, df.columns)) or 'none'}). Rename the columns or "
+            "build the frame with ltvkit.summary."
+        )
+    if len(df) == 0:
+        raise DataError(f"{what} is empty: there are no customers to use.")
+
+
+def numeric_column(df: pd.DataFrame, name: str, problems: list[str]) -> np.ndarray:
+    """Column as float, noting NaN, infinite and non-numeric values."""
+    col = df[name]
+    values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+    ids = df.index.to_numpy()
+    bad_type = np.isnan(values) & col.notna().to_numpy()
+    if bad_type.any():
+        problems.append(
+            f"column '{name}' has {int(bad_type.sum())} non-numeric values "
+            f"(customers {format_examples(ids[bad_type])})"
+        )
+    nan = col.isna().to_numpy()
+    if nan.any():
+        problems.append(
+            f"column '{name}' has {int(nan.sum())} NaN values (customers "
+            f"{format_examples(ids[nan])}); drop or fill those rows"
+        )
+    inf = np.isinf(values)
+    if inf.any():
+        problems.append(
+            f"column '{name}' has {int(inf.sum())} infinite values (customers "
+            f"{format_examples(ids[inf])})"
+        )
+    return values
+
+
+def validate_rfm(rfm, *, what: str = "rfm") -> tuple[np.ndarray, ...]:
+    """Check an RFM frame and return frequency, recency, T as float arrays.
+
+    Every problem found is reported in one DataError, with a count and a few
+    example customer ids.
+    """
+    check_columns(rfm, ("frequency", "recency", "T"), what=what)
+    problems: list[str] = []
+    x = numeric_column(rfm, "frequency", problems)
+    t_x = numeric_column(rfm, "recency", problems)
+    T = numeric_column(rfm, "T", problems)
+    ids = rfm.index.to_numpy()
+
+    def note(mask, text):
+        mask = np.asarray(mask) & np.isfinite(x) & np.isfinite(t_x) & np.isfinite(T)
+        if mask.any():
+            problems.append(
+                f"{text}: {int(mask.sum())} customers ({format_examples(ids[mask])})"
+            )
+
+    for name, values in (("frequency", x), ("recency", t_x), ("T", T)):
+        note(values < 0, f"column '{name}' has negative values")
+    note(x != np.round(x), "column 'frequency' has values that are not integers")
+    note(t_x > T * (1 + 1e-12), "recency is greater than T")
+    note((x == 0) & (t_x != 0), "frequency is 0 but recency is not 0")
+    if problems:
+        raise DataError(
+            f"{what} cannot be used: "
+            + "; ".join(problems)
+            + ". recency and T are times since the first purchase, frequency is "
+            "the number of repeat purchases; build the frame with ltvkit.summary."
+        )
+    return x, t_x, T
+
+
+def check_params(
+    params: dict[str, Any], names: tuple[str, ...], *, kind: str
+) -> dict[str, float]:
+    """Validate a parameter dict: exactly ``names``, each positive and finite."""
+    if not isinstance(params, dict):
+        raise ModelError(f"{kind} parameters must be a dict with keys {names}.")
+    missing = [n for n in names if n not in params]
+    extra = [n for n in params if n not in names]
+    if missing or extra:
+        raise ModelError(
+            f"{kind} parameters must be exactly {', '.join(names)}; missing: "
+            f"{', '.join(missing) or 'none'}, unexpected: {', '.join(extra) or 'none'}."
+        )
+    out = {}
+    for n in names:
+        try:
+            v = float(params[n])
+        except (TypeError, ValueError) as exc:
+            raise ModelError(
+                f"{kind} parameter {n} is not a number: {params[n]!r}."
+            ) from exc
+        if not (math.isfinite(v) and v > 0):
+            raise ModelError(
+                f"{kind} parameter {n} must be positive and finite; got {v}."
+            )
+        out[n] = v
+    return out
+
+
+class _FittedModel:
+    """Estimator contract shared by all models (scikit-learn style)."""
+
+    kind: ClassVar[str]
+    param_names: ClassVar[tuple[str, ...]]
+    # Indices of the parameters that carry the time unit (scale parameters).
+    time_params: ClassVar[tuple[int, ...]] = ()
+    display_name: ClassVar[str]
+
+    def __init__(
+        self, *, penalizer: float = 0.0, tol: float = 1e-10, max_iter: int = 2000
+    ):
+        self.penalizer = penalizer
+        self.tol = tol
+        self.max_iter = max_iter
+
+    def __repr__(self) -> str:
+        state = (
+            ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
+            if getattr(self, "params_", None)
+            else "not fitted"
+        )
+        return f"{type(self).__name__}({state})"
+
+    # -- to be supplied by subclasses --------------------------------------------
+
+    def _prepare(self, data_frame) -> tuple[dict[str, np.ndarray], float]:
+        """Validate and return the columns used by the likelihood and a time scale."""
+        raise NotImplementedError
+
+    def _loglik(self, theta: np.ndarray, data: _Data, *, grad: bool):
+        """Per-row log-likelihood (and gradient w.r.t. natural params, (n, k))."""
+        raise NotImplementedError
+
+    def _start_points(self, data: _Data) -> list[np.ndarray]:
+        """Starting log-parameters, in the scaled time unit."""
+        raise NotImplementedError
+
+    def _after_fit(self, data_frame) -> None:
+        """Hook for checks on the fitted parameters."""
+
+    # -- fitting ------------------------------------------------------------------
+
+    def _check_options(self) -> None:
+        pen = self.penalizer
+        if not (isinstance(pen, int | float) and math.isfinite(pen) and pen >= 0):
+            raise ModelError(f"penalizer must be a number >= 0; got {pen!r}.")
+        if not (isinstance(self.max_iter, int) and self.max_iter > 0):
+            raise ModelError(f"max_iter must be a positive int; got {self.max_iter!r}.")
+        if not (isinstance(self.tol, int | float) and self.tol > 0):
+            raise ModelError(f"tol must be a positive number; got {self.tol!r}.")
+
+    def _scale_vector(self, scale: float) -> np.ndarray:
+        """Multipliers taking parameters from the data's unit to the scaled one."""
+        c = np.ones(len(self.param_names))
+        c[list(self.time_params)] = scale
+        return c
+
+    def _objective(self, log_theta, data: _Data, pen: float):
+        theta = np.exp(log_theta)
+        with np.errstate(all="ignore"):
+            ll, g = self._loglik(theta, data, grad=True)
+        w = data.weights
+        value = -(w @ ll) / data.n + pen * np.sum(theta**2)
+        grad = -(w @ g) * theta / data.n + 2.0 * pen * theta**2
+        if not np.isfinite(value) or not np.all(np.isfinite(grad)):
+            return np.inf, np.zeros_like(log_theta)
+        return value, grad
+
+    def _hessian(self, log_theta, data: _Data, pen: float) -> np.ndarray:
+        """Hessian of the mean objective, by central differences of the gradient."""
+        k = log_theta.size
+        H = np.empty((k, k))
+        eps = 1e-5
+        for j in range(k):
+            e = np.zeros(k)
+            e[j] = eps
+            gp = self._objective(log_theta + e, data, pen)[1]
+            gm = self._objective(log_theta - e, data, pen)[1]
+            H[:, j] = (gp - gm) / (2 * eps)
+        return 0.5 * (H + H.T)
+
+    def _optimise(self, data: _Data, pen: float):
+        best = None
+        for x0 in self._start_points(data):
+            res = minimize(
+                self._objective,
+                x0,
+                args=(data, pen),
+                jac=True,
+                method="L-BFGS-B",
+                bounds=[(-30.0, 30.0)] * x0.size,
+                options={"maxiter": self.max_iter, "ftol": 1e-15, "gtol": 1e-10},
+            )
+            if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
+                best = res
+            # Further starts are a fallback, not a search for other optima.
+            grad_norm = float(np.max(np.abs(res.jac))) if np.isfinite(res.fun) else 1.0
+            if best is res and (res.success or grad_norm < _ACCEPT_GRAD_NORM):
+                break
+        if best is None:
+            raise ConvergenceError(
+                f"{self.display_name}: the likelihood is not finite at any starting "
+                "point. Check the data for extreme values, or try a penalizer."
+            )
+        x = best.x.copy()
+        f, g = self._objective(x, data, pen)
+        # Newton polish: a few steps with the Hessian of the analytic gradient
+        # reach full precision where quasi-Newton stalls on flat directions.
+        for _ in range(20):
+            if np.max(np.abs(g)) < 1e-12:
+                break
+            try:
+                H = self._hessian(x, data, pen)
+                step = -np.linalg.solve(H + 1e-12 * np.eye(x.size), g)
+            except np.linalg.LinAlgError:
+                break
+            if not np.all(np.isfinite(step)) or g @ step >= 0:
+                break
+            improved = False
+            for lam in (1.0, 0.5, 0.25, 0.1, 0.01):
+                xn = np.clip(x + lam * step, -30.0, 30.0)
+                fn, gn = self._objective(xn, data, pen)
+                if fn <= f:
+                    x, f, g, improved = xn, fn, gn, True
+                    break
+            if not improved:
+                break
+        return best, x, f, g
+
+    def fit(self, data_frame) -> _FittedModel:
+        """Fit by maximum likelihood; see the class docstring. Returns ``self``."""
+        self._check_options()
+        columns, scale = self._prepare(data_frame)
+        c = self._scale_vector(scale)
+        scaled = self._scale_columns(columns, scale)
+        data = _Data(scaled)
+        logger.debug(
+            "%s: %d customers, %d unique rows",
+            self.display_name,
+            int(data.n),
+            data.weights.size,
+        )
+
+        res, log_theta, f, g = self._optimise(data, float(self.penalizer))
+        grad_norm = float(np.max(np.abs(g)))
+        theta_scaled = np.exp(log_theta)
+        status = f"{res.status}: {res.message}"
+        converged = bool(res.success) or grad_norm < _ACCEPT_GRAD_NORM
+        if not converged:
+            raise ConvergenceError(
+                f"{self.display_name} fit did not converge: L-BFGS-B stopped with "
+                f"status {status} after {res.nit} iterations, and the gradient "
+                f"norm is {grad_norm:.3g} (accepted below {_ACCEPT_GRAD_NORM:g}). "
+                f"Try max_iter larger than {self.max_iter}; check the data for "
+                "customers with extreme frequency or recency; a small penalizer "
+                "(e.g. 0.001) stabilises the fit but biases the parameters."
+            )
+        if not res.success:
+            logger.info(
+                "%s: optimiser reported '%s' but the gradient norm is %.2g: "
+                "accepted as the maximum",
+                self.display_name,
+                res.message,
+                grad_norm,
+            )
+
+        theta = theta_scaled / c
+        self.params_ = dict(zip(self.param_names, map(float, theta), strict=True))
+        self.converged_ = True
+        self.optimizer_status_ = status
+        self.gradient_norm_ = grad_norm
+        self.n_customers_ = int(data.n)
+        self.log_likelihood_ = self._total_loglik(columns)
+        self._set_information(data, log_theta, float(self.penalizer), theta)
+        self._after_fit(data_frame)
+        logger.info(
+            "%s fitted on %d customers: log-likelihood %.4f",
+            self.display_name,
+            self.n_customers_,
+            self.log_likelihood_,
+        )
+        return self
+
+    def _scale_columns(self, columns, scale):
+        return columns
+
+    def _total_loglik(self, columns: dict[str, np.ndarray]) -> float:
+        data = _Data(columns)
+        theta = np.array([self.params_[n] for n in self.param_names])
+        ll = self._loglik(theta, data, grad=False)
+        return float(data.weights @ ll)
+
+    def _set_information(self, data, log_theta, pen, theta) -> None:
+        H = self._hessian(log_theta, data, pen) * data.n
+        k = len(self.param_names)
+        try:
+            cov_log = np.linalg.inv(H)
+            se_log = np.sqrt(np.diag(cov_log))
+            if not np.all(np.isfinite(se_log)) or np.any(np.diag(cov_log) < 0):
+                raise np.linalg.LinAlgError
+        except np.linalg.LinAlgError:
+            logger.warning(
+                "%s: the observed information is singular; standard errors are NaN",
+                self.display_name,
+            )
+            cov_log = np.full((k, k), np.nan)
+            se_log = np.full(k, np.nan)
+        self.covariance_log_ = cov_log
+        # Delta method: Var(theta) = theta_i theta_j Cov(log theta)_ij.
+        self.covariance_ = cov_log * np.outer(theta, theta)
+        self.standard_errors_ = dict(
+            zip(self.param_names, map(float, theta * se_log), strict=True)
+        )
+        self._se_log = dict(zip(self.param_names, map(float, se_log), strict=True))
+        self.aic_ = 2 * k - 2 * self.log_likelihood_
+        self.bic_ = k * math.log(self.n_customers_) - 2 * self.log_likelihood_
+
+    # -- fitted state --------------------------------------------------------------
+
+    def _require_fitted(self) -> dict[str, float]:
+        params = getattr(self, "params_", None)
+        if not params:
+            raise ModelError(
+                f"This {type(self).__name__} is not fitted: call fit(...) first, "
+                "or build one with from_params(...) or from_dict(...)."
+            )
+        return params
+
+    def _theta(self) -> tuple[float, ...]:
+        params = self._require_fitted()
+        return tuple(params[n] for n in self.param_names)
+
+    @classmethod
+    def from_params(
+        cls, params: dict[str, float], *, standard_errors=None, **kwargs
+    ) -> _FittedModel:
+        """A fitted-like model with known parameters (no data attached)."""
+        model = cls(**kwargs)
+        model.params_ = check_params(params, cls.param_names, kind=cls.display_name)
+        model.standard_errors_ = (
+            None
+            if standard_errors is None
+            else {n: float(standard_errors[n]) for n in cls.param_names}
+        )
+        if model.standard_errors_ is not None:
+            model._se_log = {
+                n: model.standard_errors_[n] / model.params_[n] for n in cls.param_names
+            }
+        model.log_likelihood_ = None
+        model.n_customers_ = None
+        model.aic_ = model.bic_ = None
+        model.converged_ = None
+        model.optimizer_status_ = "from_params"
+        return model
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description: kind, params, standard errors, fit metrics."""
+        params = self._require_fitted()
+        return {
+            "kind": self.kind,
+            "params": dict(params),
+            "standard_errors": (
+                None
+                if getattr(self, "standard_errors_", None) is None
+                else dict(self.standard_errors_)
+            ),
+            "log_likelihood": getattr(self, "log_likelihood_", None),
+            "n_customers": getattr(self, "n_customers_", None),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> _FittedModel:
+        """Inverse of :meth:`to_dict`; refuses a dict of another model kind."""
+        if not isinstance(d, dict) or "params" not in d:
+            raise ModelError(
+                f"Not a saved {cls.display_name}: expected keys kind, params."
+            )
+        if d.get("kind") != cls.kind:
+            raise ModelError(
+                f"The saved model is of kind {d.get('kind')!r}, not {cls.kind!r}: "
+                f"load it with the matching class."
+            )
+        model = cls.from_params(d["params"], standard_errors=d.get("standard_errors"))
+        model.log_likelihood_ = d.get("log_likelihood")
+        model.n_customers_ = d.get("n_customers")
+        if model.log_likelihood_ is not None and model.n_customers_:
+            k = len(cls.param_names)
+            model.aic_ = 2 * k - 2 * model.log_likelihood_
+            model.bic_ = k * math.log(model.n_customers_) - 2 * model.log_likelihood_
+        return model
+
+    def summary(self) -> pd.DataFrame:
+        """Parameter table: estimate, std_error, ci_lower, ci_upper (95 %).
+
+        The interval is a Wald interval on the log scale (the scale of the fit),
+        ``estimate * exp(+-1.96 se / estimate)``, so it stays positive. The
+        frame's ``attrs`` hold log_likelihood, aic, bic and n_customers.
+        """
+        params = self._require_fitted()
+        est = pd.Series(params, name="estimate")
+        se_log = getattr(self, "_se_log", None)
+        if se_log is None:
+            se = pd.Series(np.nan, index=est.index)
+            lo = hi = se
+        else:
+            sl = pd.Series(se_log)
+            se = est * sl
+            lo = est * np.exp(-_Z95 * sl)
+            hi = est * np.exp(_Z95 * sl)
+        table = pd.DataFrame(
+            {"estimate": est, "std_error": se, "ci_lower": lo, "ci_upper": hi}
+        )
+        table.index.name = "parameter"
+        table.attrs.update(
+            model=self.kind,
+            log_likelihood=getattr(self, "log_likelihood_", None),
+            aic=getattr(self, "aic_", None),
+            bic=getattr(self, "bic_", None),
+            n_customers=getattr(self, "n_customers_", None),
+        )
+        return table
+
+
+def broadcast_float(*arrays) -> list[np.ndarray]:
+    """Arrays as float, broadcast against each other."""
+    return np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in arrays))
