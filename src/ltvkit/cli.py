@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
 import tempfile
 import warnings
@@ -119,9 +120,15 @@ def _common(func):
     return func
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def _start(ctx: click.Context, quiet: bool, debug: bool) -> None:
     ctx.meta["ltvkit.debug"] = debug
     _setup_logging(quiet, debug)
+    # A terminated run unwinds like Ctrl-C, so temporary outputs are removed.
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _log_options(func):
@@ -254,7 +261,7 @@ def train(ctx, out, quiet, debug, **kw) -> None:
           --observation-end 1997-09-30 --out models/cdnow_sample
     """
     _start(ctx, quiet, debug)
-    from .persist import save_model
+    from .pipeline import save_trained
     from .pipeline import train as train_models
 
     out_path = Path(out)
@@ -276,7 +283,7 @@ def train(ctx, out, quiet, debug, **kw) -> None:
         regressor=not kw["no_regressor"],
         horizon_months=kw["horizon_months"],
     )
-    folder = save_model(out_path, trained, force=kw["force"])
+    folder = save_trained(trained, out_path, force=kw["force"])
     click.echo(f"model folder: {folder}")
     click.echo(trained.purchase_model.summary().to_string())
     click.echo(trained.spend_model.summary().to_string())
@@ -350,14 +357,14 @@ def score(ctx, model_dir, out, quiet, debug, **kw) -> None:
     """
     _start(ctx, quiet, debug)
     from .cac import read_customers, read_spend, segment_table
-    from .persist import load_model
+    from .pipeline import load_trained
     from .pipeline import score as score_log
 
     _check_suffix(out, "--out")
     _check_suffix(kw["segments_out"], "--segments-out")
     if kw["segments_out"] and not kw["spend"]:
         raise click.UsageError("--segments-out needs --spend.")
-    trained = load_model(model_dir)
+    trained = load_trained(model_dir)
     spend = read_spend(kw["spend"]) if kw["spend"] else None
     customers = read_customers(kw["customers"]) if kw["customers"] else None
     tx = _read(kw)
@@ -376,6 +383,9 @@ def score(ctx, model_dir, out, quiet, debug, **kw) -> None:
             scored,
             spend,
             customers=customers,
+            purchase_model=trained.purchase_model,
+            spend_model=trained.spend_model,
+            horizon_months=kw["horizon_months"],
             target_ratio=kw["target_ratio"],
             time_unit=trained.time_unit,
             margin=kw["margin"],

@@ -225,44 +225,49 @@ def _date_expression(
         """
     ).fetchall()[0]
     total, iso, iso_tz, compact, ymd, dmy, max_first, max_second, n_seps = counts
+    # Values that fit none of the known forms are reported later as unreadable
+    # rows; values that fit two different forms make the format ambiguous.
     if total == 0:
         return f"try_strptime({s}, '%Y-%m-%d')"
-    if iso == total:
-        return f"try_cast({s} AS TIMESTAMP)"
-    if iso_tz == total:
-        return f"timezone({_literal(timezone)}, try_cast({s} AS TIMESTAMPTZ))"
-    if iso + iso_tz == total:
+    if iso and iso_tz:
         raise DataError(
             f"The date column {col!r} mixes timestamps with a UTC offset "
             f"({iso_tz} rows) and without one ({iso} rows), so their time zone "
             "is ambiguous. Make them all carry an offset, or none."
         )
-    if compact == total:
+    forms = {"iso": iso, "iso_tz": iso_tz, "compact": compact, "ymd": ymd, "dmy": dmy}
+    found = [name for name, n in forms.items() if n]
+    if len(found) != 1 or (found == ["dmy"] and n_seps != 1):
+        what = "several formats" if found else "a format ltvkit does not recognise"
+        raise DataError(
+            f"The dates in column {col!r} are in {what}. Give the format, e.g. "
+            "--date-format '%d.%m.%Y' (date_format=...)."
+        )
+    form = found[0]
+    if form == "iso":
+        return f"try_cast({s} AS TIMESTAMP)"
+    if form == "iso_tz":
+        return f"timezone({_literal(timezone)}, try_cast({s} AS TIMESTAMPTZ))"
+    if form == "compact":
         return f"try_strptime({s}, '%Y%m%d')"
-    if ymd == total:
+    if form == "ymd":
         return f"try_strptime({s}, '%Y/%m/%d')"
-    if dmy == total and n_seps == 1:
-        sep = con.execute(
-            f"SELECT any_value(regexp_extract({s}, '{_DMY_RE}', 2)) FROM raw "
-            f"WHERE {s} <> ''"
-        ).fetchall()[0][0]
-        if max_first > 12 and max_second <= 12:
-            fmt = f"%d{sep}%m{sep}%Y"
-        elif max_second > 12 and max_first <= 12:
-            fmt = f"%m{sep}%d{sep}%Y"
-        else:
-            raise DataError(
-                f"The dates in column {col!r} (like 'NN{sep}NN{sep}YYYY') could be "
-                "day-first or month-first, and no value proves which. Give the "
-                "format, e.g. --date-format '%m/%d/%Y' (date_format='%m/%d/%Y')."
-            )
-        logger.info("dates read as %s (the only order the values allow)", fmt)
-        return f"try_strptime({s}, {_literal(fmt)})"
-    raise DataError(
-        f"The dates in column {col!r} are in a format ltvkit does not recognise "
-        "unambiguously, or in several formats. Give the format, e.g. "
-        "--date-format '%d.%m.%Y' (date_format=...)."
-    )
+    sep = con.execute(
+        f"SELECT any_value(regexp_extract({s}, '{_DMY_RE}', 2)) FROM raw "
+        f"WHERE regexp_full_match({s}, '{_DMY_RE}')"
+    ).fetchall()[0][0]
+    if max_first > 12 and max_second <= 12:
+        fmt = f"%d{sep}%m{sep}%Y"
+    elif max_second > 12 and max_first <= 12:
+        fmt = f"%m{sep}%d{sep}%Y"
+    else:
+        raise DataError(
+            f"The dates in column {col!r} (like 'NN{sep}NN{sep}YYYY') could be "
+            "day-first or month-first, and no value proves which. Give the "
+            "format, e.g. --date-format '%m/%d/%Y' (date_format='%m/%d/%Y')."
+        )
+    logger.info("dates read as %s (the only order the values allow)", fmt)
+    return f"try_strptime({s}, {_literal(fmt)})"
 
 
 def _amount_expression(col: str, col_type: str) -> str:

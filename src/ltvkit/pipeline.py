@@ -29,6 +29,8 @@ __all__ = [
     "train",
     "score",
     "data_fingerprint",
+    "save_trained",
+    "load_trained",
 ]
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,10 @@ SUMMARY_OPTIONS = ("time_unit", "period", "refunds", "zero_amounts", "duplicates
 #: A model applied to a log that runs this many days past its training data
 #: gets a :class:`~ltvkit.errors.StaleModelWarning`.
 STALE_AFTER_DAYS = 365
+
+#: The spend regressor needs at least this many days of features before its
+#: target window.
+MIN_FEATURE_DAYS = 28
 
 
 @dataclass
@@ -62,6 +68,8 @@ class TrainedModel:
         Fit metrics: log-likelihoods, customer counts.
     data_fingerprint : str
         Hash of the training rows.
+    n_rows : int
+        Transaction rows up to the observation end.
     summary : pandas.DataFrame or None
         The RFM summary the models were fitted on (not saved).
     """
@@ -73,6 +81,7 @@ class TrainedModel:
     observation_end: str = ""
     metrics: dict = field(default_factory=dict)
     data_fingerprint: str = ""
+    n_rows: int = 0
     summary: pd.DataFrame | None = None
 
     @property
@@ -80,13 +89,16 @@ class TrainedModel:
         return self.options["time_unit"]
 
 
-def data_fingerprint(tx: Transactions, observation_end: str) -> str:
-    """An order-independent hash of the rows up to ``observation_end``."""
-    value = tx.connection.execute(
-        f"""SELECT hash(sum(row_hash::HUGEINT), count(*)) FROM {tx.view}
+def data_fingerprint(tx: Transactions, observation_end: str) -> tuple[str, int]:
+    """An order-independent hash of the rows up to ``observation_end``.
+
+    Returns the hash (16 hex digits) and the number of rows.
+    """
+    value, n_rows = tx.connection.execute(
+        f"""SELECT hash(sum(row_hash::HUGEINT), count(*)), count(*) FROM {tx.view}
             WHERE day <= DATE '{observation_end}'"""
-    ).fetchall()[0][0]
-    return f"{int(value):016x}"
+    ).fetchall()[0]
+    return f"{int(value):016x}", int(n_rows)
 
 
 def fit_spend_model(rfm: pd.DataFrame, *, penalizer: float = 0.0) -> GammaGammaModel:
@@ -110,6 +122,44 @@ def fit_spend_model(rfm: pd.DataFrame, *, penalizer: float = 0.0) -> GammaGammaM
             "spend model cannot be fitted. A longer log is needed."
         )
     return GammaGammaModel(penalizer=penalizer).fit(usable)
+
+
+def _fit_regressor(tx: Transactions, options: dict, end: str, horizon_months: int):
+    """Fit the spend regressor on the last window before ``end``.
+
+    When the log is too short for a whole horizon with history before it,
+    the regressor learns on a window of half the history, and its
+    predictions are scaled up to the horizon at scoring time.
+    """
+    from .ml import SpendRegressor
+
+    horizon_days = horizon_months * days_per_unit("M")
+    history_days = (pd.Timestamp(end) - tx.date_range()[0]).days
+    window_days = horizon_days
+    if history_days < horizon_days + MIN_FEATURE_DAYS:
+        window_days = max(1, history_days // 2)
+        warnings.warn(
+            f"The log has {history_days} days of history, too few for the "
+            f"{horizon_days:.0f}-day horizon with features before it; the spend "
+            f"regressor learns on the last {window_days} days, and its predictions "
+            "are scaled to the horizon assuming spend accrues evenly.",
+            LtvkitWarning,
+            stacklevel=3,
+        )
+    try:
+        return SpendRegressor(horizon_days=window_days).fit(
+            tx,
+            observation_end=end,
+            time_unit=options["time_unit"],
+            refunds=options["refunds"],
+            zero_amounts=options["zero_amounts"],
+            duplicates=options["duplicates"],
+        )
+    except DataError as exc:
+        warnings.warn(
+            f"The spend regressor was not trained: {exc}", LtvkitWarning, stacklevel=3
+        )
+        return None
 
 
 def train(
@@ -178,19 +228,7 @@ def train(
     spend_model = fit_spend_model(rfm, penalizer=penalizer)
     fitted_regressor = None
     if regressor:
-        from .ml import SpendRegressor
-
-        horizon_days = horizon_months * days_per_unit("M")
-        try:
-            fitted_regressor = SpendRegressor(horizon_days=horizon_days).fit(
-                tx, observation_end=end
-            )
-        except DataError as exc:
-            warnings.warn(
-                f"The spend regressor was not trained: {exc}",
-                LtvkitWarning,
-                stacklevel=2,
-            )
+        fitted_regressor = _fit_regressor(tx, options, end, horizon_months)
 
     metrics = {
         "n_customers": len(rfm),
@@ -199,6 +237,7 @@ def train(
         "spend_log_likelihood": float(spend_model.log_likelihood_),
     }
     logger.info("trained %s + Gamma-Gamma on %d customers", model, len(rfm))
+    fingerprint, n_rows = data_fingerprint(tx, end)
     return TrainedModel(
         purchase_model=purchase_model,
         spend_model=spend_model,
@@ -206,7 +245,8 @@ def train(
         options=options,
         observation_end=end,
         metrics=metrics,
-        data_fingerprint=data_fingerprint(tx, end),
+        data_fingerprint=fingerprint,
+        n_rows=n_rows,
         summary=rfm,
     )
 
@@ -279,16 +319,62 @@ def score(
         annual_discount_rate=annual_discount_rate,
     )
     if trained.regressor is not None:
-        trained_months = trained.regressor.horizon_days / days_per_unit("M")
-        if abs(trained_months - horizon_months) > 1e-6:
-            warnings.warn(
-                f"predicted_spend_ml covers the {trained_months:g} months the "
-                f"regressor was trained for, not the {horizon_months} asked for; "
-                "retrain with this horizon to compare them.",
-                LtvkitWarning,
-                stacklevel=2,
-            )
-        predicted = trained.regressor.predict(tx, as_of=end)
+        # Spend is assumed to accrue evenly when the regressor's window differs
+        # from the horizon asked for.
+        scale = horizon_months * days_per_unit("M") / trained.regressor.horizon_days
+        if abs(scale - 1) > 1e-9:
+            logger.info("predicted_spend_ml scaled by %.3f to the horizon", scale)
+        predicted = trained.regressor.predict(tx, as_of=end) * scale
         scored["predicted_spend_ml"] = predicted.reindex(scored.index).fillna(0.0)
     scored.attrs.update(rfm.attrs)
     return scored
+
+
+def save_trained(trained: TrainedModel, folder, *, force: bool = False):
+    """Write ``trained`` to a model folder (see :func:`ltvkit.persist.save_model`)."""
+    from .persist import save_model
+
+    return save_model(
+        folder,
+        purchase_model=trained.purchase_model,
+        spend_model=trained.spend_model,
+        regressor=trained.regressor,
+        manifest_extra={
+            "time_unit": trained.options["time_unit"],
+            "period": trained.options["period"],
+            "observation_end": trained.observation_end,
+            "training_data_hash": trained.data_fingerprint,
+            "n_rows": trained.n_rows,
+            "n_customers": trained.metrics.get("n_customers", 0),
+            "fit_metrics": trained.metrics,
+            "options": trained.options,
+        },
+        force=force,
+    )
+
+
+def load_trained(folder) -> TrainedModel:
+    """Read a model folder written by :func:`save_trained`."""
+    from .persist import load_model
+
+    loaded = load_model(folder)
+    manifest = loaded.manifest
+    options = dict(manifest.get("options") or {})
+    options.setdefault("time_unit", manifest["time_unit"])
+    options.setdefault("period", manifest["period"])
+    for key, default in (
+        ("refunds", "error"),
+        ("zero_amounts", "keep"),
+        ("duplicates", "keep"),
+    ):
+        options.setdefault(key, default)
+    return TrainedModel(
+        purchase_model=loaded.purchase_model,
+        spend_model=loaded.spend_model,
+        regressor=loaded.regressor,
+        options=options,
+        observation_end=manifest["observation_end"],
+        metrics=dict(manifest.get("fit_metrics") or {}),
+        data_fingerprint=manifest.get("training_data_hash", ""),
+        n_rows=int(manifest.get("n_rows", 0)),
+    )

@@ -1,0 +1,226 @@
+"""The command line: help, errors, and a train -> score round trip."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from ltvkit.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SCORED_COLUMNS = [
+    "segment",
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+    "p_alive",
+    "expected_purchases",
+    "expected_spend",
+    "clv",
+    "horizon_months",
+    "predicted_spend_ml",
+]
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def sample_csv(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "cdnow_sample.csv"
+    result = run("cdnow", "--kind", "sample", "--out", str(path))
+    assert result.exit_code == 0, result.output
+    return path
+
+
+@pytest.fixture(scope="module")
+def sample_model(sample_csv, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("models") / "cdnow_sample"
+    result = run(
+        "train",
+        "--transactions",
+        str(sample_csv),
+        "--time-unit",
+        "W",
+        "--observation-end",
+        "1997-09-30",
+        "--out",
+        str(folder),
+    )
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+@pytest.mark.parametrize("command", ["train", "score", "cdnow"])
+def test_cli_help_shows_an_example(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0
+    assert "Example" in result.output
+    assert "ltvkit " + command in result.output
+
+
+def test_cli_version():
+    result = run("--version")
+    assert result.exit_code == 0
+    assert "ltvkit" in result.output
+
+
+def test_cli_train_reproduces_the_published_fit(sample_model):
+    params = json.loads((sample_model / "purchase_model.json").read_text())["params"]
+    published = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+    for name, value in published.items():
+        assert params[name] == pytest.approx(value, abs=1e-3)
+    spend = json.loads((sample_model / "spend_model.json").read_text())["params"]
+    for name, value in {"p": 6.25, "q": 3.74, "v": 15.44}.items():
+        assert spend[name] == pytest.approx(value, abs=1e-2)
+    manifest = json.loads((sample_model / "manifest.json").read_text())
+    assert manifest["time_unit"] == "W"
+    assert manifest["observation_end"] == "1997-09-30"
+
+
+def test_cli_score_writes_every_customer(sample_model, sample_csv, tmp_path):
+    out = tmp_path / "scored.parquet"
+    segments = tmp_path / "segments.csv"
+    result = run(
+        "score",
+        "--model",
+        str(sample_model),
+        "--transactions",
+        str(sample_csv),
+        "--out",
+        str(out),
+        "--segment-by",
+        "acquisition-month",
+        "--spend",
+        str(ROOT / "examples" / "cdnow_spend.csv"),
+        "--segments-out",
+        str(segments),
+    )
+    assert result.exit_code == 0, result.output
+    scored = pd.read_parquet(out)
+    assert len(scored) == 2357
+    assert scored.index.name == "customer_id"
+    assert set(SCORED_COLUMNS) <= set(scored.columns)
+    assert (scored["horizon_months"] == 12).all()
+    table = pd.read_csv(segments)
+    assert {"cac", "ltv_per_customer", "ltv_cac_ratio", "flag"} <= set(table.columns)
+    assert "values are revenue" in result.output
+    assert "1997-01" in result.output
+
+
+def test_cli_wrong_column_is_one_error_line(sample_csv, tmp_path):
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "-t",
+            str(sample_csv),
+            "--customer-id-col",
+            "cust",
+            "--out",
+            str(tmp_path / "m"),
+        ],
+    )
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("Error: The transaction log has no customer id column")
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_cli_unparseable_date_is_one_error_line(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text("customer_id,date,amount\na,2021-01-01,1\na,yesterday,2\n")
+    result = CliRunner().invoke(
+        main, ["train", "-t", str(log), "--out", str(tmp_path / "m")]
+    )
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith("Error: ")
+    assert "row 2" in result.output
+
+
+def test_cli_existing_model_folder_needs_force(sample_model, sample_csv):
+    result = CliRunner().invoke(
+        main, ["train", "-t", str(sample_csv), "--out", str(sample_model)]
+    )
+    assert result.exit_code == 2
+    assert "--force" in result.output
+
+
+def test_cli_output_suffix_must_name_a_format(sample_model, sample_csv, tmp_path):
+    result = CliRunner().invoke(
+        main,
+        [
+            "score",
+            "-m",
+            str(sample_model),
+            "-t",
+            str(sample_csv),
+            "--out",
+            str(tmp_path / "scored.xlsx"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert ".csv or .parquet" in result.output
+
+
+def test_cli_missing_model_folder_is_an_error(sample_csv, tmp_path):
+    result = CliRunner().invoke(
+        main,
+        [
+            "score",
+            "-m",
+            str(tmp_path / "none"),
+            "-t",
+            str(sample_csv),
+            "--out",
+            str(tmp_path / "s.csv"),
+        ],
+    )
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith("Error: ")
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_cli_interrupted_score_leaves_no_partial_output(sample_model, tmp_path):
+    log = tmp_path / "master.csv"
+    assert run("cdnow", "--kind", "master", "--out", str(log)).exit_code == 0
+    exe = [sys.executable, "-m", "ltvkit.cli"]
+    for delay in (0.5, 1.5, 3.0):
+        out = tmp_path / f"scored_{delay}.csv"
+        proc = subprocess.Popen(
+            [
+                *exe,
+                "score",
+                "-m",
+                str(sample_model),
+                "-t",
+                str(log),
+                "--out",
+                str(out),
+                "--quiet",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
+        assert leftovers == []
+        if out.exists():  # finished before the signal: then it is complete
+            assert len(pd.read_csv(out)) == 23570
+        else:
+            assert proc.returncode != 0
+    assert os.listdir(tmp_path)
