@@ -15,7 +15,12 @@ from sklearn.preprocessing import FunctionTransformer
 
 import ltvkit
 from ltvkit import persist
-from ltvkit.errors import ConfigError, ModelError, ModelFolderError
+from ltvkit.errors import (
+    ConfigError,
+    DataQualityWarning,
+    ModelError,
+    ModelFolderError,
+)
 from ltvkit.load import read_transactions
 from ltvkit.ml import SpendRegressor
 from ltvkit.persist import (
@@ -452,3 +457,72 @@ def test_save_model_failed_swap_restores_old_folder(tmp_path, fake_models, monke
     assert len(calls) == 3  # aside, (failed) in, back
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+@pytest.fixture(scope="module")
+def cdnow_sample():
+    from ltvkit.load import load_cdnow
+    from ltvkit.summary import summarise
+
+    with pytest.warns(DataQualityWarning):  # CDNOW's zero amounts, duplicates
+        return summarise(load_cdnow("sample"), time_unit="W")
+
+
+def _real_extra(rfm: pd.DataFrame) -> dict:
+    return {
+        **EXTRA,
+        "time_unit": "W",
+        "observation_end": rfm.attrs["observation_end"],
+        "n_customers": len(rfm),
+    }
+
+
+@pytest.mark.parametrize("kind", ["bgnbd", "mbgnbd", "paretonbd"])
+def test_load_model_round_trip_real_models(tmp_path, cdnow_sample, kind):
+    models = _real_models()
+    rfm = cdnow_sample
+    purchase = models.PURCHASE_MODELS[kind]().fit(rfm)
+    spend = models.GammaGammaModel().fit(rfm)
+
+    folder = save_model(
+        tmp_path / kind,
+        purchase_model=purchase,
+        spend_model=spend,
+        manifest_extra=_real_extra(rfm),
+    )
+    loaded = load_model(folder)
+
+    assert type(loaded.purchase_model) is type(purchase)
+    assert loaded.purchase_model.params_ == purchase.params_
+    assert loaded.purchase_model.to_dict() == purchase.to_dict()
+    assert loaded.spend_model.params_ == spend.params_
+    assert loaded.manifest["purchase_model"] == kind
+    stored = json.loads((folder / "purchase_model.json").read_text())
+    assert set(stored["params"]) == set(models.PURCHASE_MODELS[kind].param_names)
+    pd.testing.assert_series_equal(
+        loaded.purchase_model.predict_purchases(rfm, horizon=39),
+        purchase.predict_purchases(rfm, horizon=39),
+    )
+    pd.testing.assert_series_equal(
+        loaded.purchase_model.predict_probability_alive(rfm),
+        purchase.predict_probability_alive(rfm),
+    )
+    pd.testing.assert_series_equal(
+        loaded.spend_model.predict_spend(rfm), spend.predict_spend(rfm)
+    )
+
+
+def test_load_model_refuses_edited_real_parameter(tmp_path, cdnow_sample):
+    models = _real_models()
+    rfm = cdnow_sample
+    folder = save_model(
+        tmp_path / "m",
+        purchase_model=models.BGNBDModel().fit(rfm),
+        spend_model=models.GammaGammaModel().fit(rfm),
+        manifest_extra=_real_extra(rfm),
+    )
+    path = folder / "purchase_model.json"
+    path.write_text(path.read_text().replace('"r": 0.2', '"r": 0.3', 1))
+
+    with pytest.raises(ModelFolderError, match=r"purchase_model\.json was changed"):
+        load_model(folder)
