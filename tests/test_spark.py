@@ -14,9 +14,11 @@ from ltvkit.errors import ConfigError, DataError, DataQualityWarning
 from ltvkit.spark import (
     local_spark_session,
     read_transactions_spark,
+    score_spark,
     strptime_to_java,
     summarise_calibration_holdout_spark,
     summarise_spark,
+    write_scores_spark,
 )
 
 pytestmark = pytest.mark.spark
@@ -272,3 +274,62 @@ def test_summarise_spark_collects_one_row_per_customer_only(
     assert len(rfm) == n_customers < len(cdnow_sample)
     assert max(collected) == n_customers
     assert sorted(collected)[:-1] == [1] * (len(collected) - 1)
+
+
+@pytest.fixture(scope="module")
+def cdnow_weekly(cdnow_sample, cdnow_log):
+    """The local and the Spark weekly summaries of the CDNOW sample."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        return summarise(cdnow_sample, time_unit="W"), summarise_spark(
+            cdnow_log, time_unit="W"
+        )
+
+
+def test_score_spark_matches_local_scores_on_cdnow(spark, cdnow_weekly, tmp_path):
+    from ltvkit.models import BGNBDModel, GammaGammaModel
+    from ltvkit.value import score_customers
+
+    local_rfm, spark_rfm = cdnow_weekly
+    purchase = BGNBDModel().fit(local_rfm)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the frequency-spend correlation check
+        spend = GammaGammaModel().fit(local_rfm)
+    options = dict(
+        time_unit="W", horizon_months=12, margin=0.3, annual_discount_rate=0.1
+    )
+    expected = score_customers(local_rfm, purchase, spend, **options)
+
+    scores = score_spark(spark_rfm, purchase, spend, spark=spark, **options)
+    path = write_scores_spark(scores, tmp_path / "scores")
+    written = spark.read.parquet(path).toPandas().set_index("customer_id")
+    # Spark keeps first_purchase as a date; the local frame has datetimes.
+    written["first_purchase"] = pd.to_datetime(written["first_purchase"])
+    assert written.index.is_monotonic_increasing
+    assert len(written) == len(expected)
+    pd.testing.assert_frame_equal(
+        written,
+        expected,
+        rtol=1e-9,
+        atol=1e-9,
+        check_index_type=False,
+        check_dtype=False,
+    )
+
+
+def test_score_spark_takes_a_spark_summary_and_checks_options_first(
+    spark, cdnow_weekly
+):
+    from ltvkit.models import BGNBDModel, GammaGammaModel
+
+    _, spark_rfm = cdnow_weekly
+    purchase = BGNBDModel.from_params({"r": 0.24, "alpha": 4.41, "a": 0.79, "b": 2.43})
+    spend = GammaGammaModel.from_params({"p": 6.25, "q": 3.74, "v": 15.44})
+    sdf = spark.createDataFrame(spark_rfm.reset_index()).repartition(3)
+    scores = score_spark(sdf, purchase, spend, time_unit="W", horizon_months=6)
+    frame = scores.toPandas().set_index("customer_id").sort_index()
+    assert frame.index.tolist() == spark_rfm.index.tolist()
+    assert frame["p_alive"].between(0, 1).all()
+    assert (frame["horizon_months"] == 6).all()
+    with pytest.raises(ConfigError, match="time_unit"):
+        score_spark(spark_rfm, purchase, spend, time_unit="D", spark=spark)

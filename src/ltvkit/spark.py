@@ -62,6 +62,8 @@ __all__ = [
     "read_transactions_spark",
     "summarise_spark",
     "summarise_calibration_holdout_spark",
+    "score_spark",
+    "write_scores_spark",
 ]
 
 logger = logging.getLogger(__name__)
@@ -908,3 +910,230 @@ duplicates
         int(out["frequency_holdout"].sum()),
     )
     return out
+
+
+_RFM_TYPES = {
+    "customer_id": "string",
+    "frequency": "bigint",
+    "recency": "double",
+    "T": "double",
+    "monetary_value": "double",
+    "total_spend": "double",
+    "segment": "string",
+}
+
+
+def _slim(model):
+    """The model with its parameters only, so that tasks do not ship its data."""
+    if hasattr(model, "to_dict") and hasattr(type(model), "from_dict"):
+        return type(model).from_dict(model.to_dict())
+    return model
+
+
+def _spark_type(dtype) -> str:
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "bigint"
+    if pd.api.types.is_float_dtype(dtype):
+        return "double"
+    return "string"
+
+
+def score_spark(
+    rfm,
+    purchase_model,
+    spend_model,
+    *,
+    time_unit: str,
+    horizon_months: int = 12,
+    margin: float = 1.0,
+    annual_discount_rate: float = 0.10,
+    spark: SparkSession | None = None,
+) -> SparkDataFrame:
+    """Score customers in the executors with :func:`ltvkit.value.score_customers`.
+
+    Parameters
+    ----------
+    rfm : pandas.DataFrame or pyspark.sql.DataFrame
+        A summary from :func:`summarise_spark` or :func:`ltvkit.summarise`
+        (indexed by ``customer_id``), or a Spark DataFrame with the columns
+        ``customer_id``, ``frequency``, ``recency``, ``T``,
+        ``monetary_value`` and optionally ``total_spend`` and ``segment``.
+    purchase_model, spend_model
+        Fitted models, e.g. :class:`ltvkit.models.BGNBDModel` and
+        :class:`ltvkit.models.GammaGammaModel`. Models with ``to_dict`` are
+        sent to the executors as their parameters; others are pickled.
+    time_unit, horizon_months, margin, annual_discount_rate
+        As in :func:`ltvkit.value.score_customers`: the unit of ``recency``
+        and ``T``, the horizon in months of 365.25 / 12 days, the margin as
+        a fraction of revenue and the yearly discount rate.
+    spark : SparkSession, optional
+        Needed only for a pandas ``rfm``; default the active session.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        Lazy, one row per customer, with ``customer_id`` and the columns of
+        :func:`ltvkit.value.score_customers` (``p_alive``,
+        ``expected_purchases``, ``expected_spend_per_purchase``,
+        ``expected_spend``, ``clv``, ``realised_margin``, ``ltv``, ...). Write
+        it with :func:`write_scores_spark`.
+
+    Raises
+    ------
+    ConfigError, DataError
+        As :func:`ltvkit.value.score_customers`, raised on the driver before
+        any task runs: the options and the summary's recorded ``time_unit``
+        are checked on a one-row probe.
+
+    Notes
+    -----
+    Each partition is scored on its own, so the scores do not depend on the
+    partitioning. ``attrs`` (the options used) do not travel with a Spark
+    DataFrame; keep them from the arguments.
+    """
+    from .value import score_customers
+
+    if isinstance(rfm, pd.DataFrame):
+        attrs = dict(rfm.attrs)
+        session = spark or SparkSession.getActiveSession()
+        if session is None:
+            raise ConfigError(
+                "Scoring a pandas summary on Spark needs a session: pass spark= "
+                "(e.g. ltvkit.spark.local_spark_session())."
+            )
+        frame = rfm.reset_index()
+        if "customer_id" not in frame:
+            raise DataError(
+                "The summary has no customer_id index or column; build it with "
+                "summarise_spark or ltvkit.summarise."
+            )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"pyspark\.")
+            sdf = session.createDataFrame(frame)
+    elif isinstance(rfm, SparkDataFrame):
+        attrs, sdf = {}, rfm
+    else:
+        raise ConfigError(
+            "rfm must be a pandas summary or a Spark DataFrame; got "
+            f"{type(rfm).__name__}."
+        )
+    missing = [
+        c
+        for c in ("customer_id", "frequency", "recency", "T", "monetary_value")
+        if c not in sdf.columns
+    ]
+    if missing:
+        raise DataError(
+            f"The summary lacks the columns {', '.join(missing)}; it has "
+            f"{', '.join(sdf.columns)}. Build it with summarise_spark."
+        )
+    sdf = sdf.select(
+        *[
+            F.col(c).cast(_RFM_TYPES[c]).alias(c) if c in _RFM_TYPES else F.col(c)
+            for c in sdf.columns
+        ]
+    )
+    in_types = {f.name: f.dataType for f in sdf.schema.fields}
+    dates = [c for c, t in in_types.items() if isinstance(t, T.DateType)]
+    options = dict(
+        time_unit=time_unit,
+        horizon_months=horizon_months,
+        margin=margin,
+        annual_discount_rate=annual_discount_rate,
+    )
+    purchase_model, spend_model = _slim(purchase_model), _slim(spend_model)
+    day_dtype = _local_dtypes()["day"]
+
+    def as_local(batch: pd.DataFrame) -> pd.DataFrame:
+        # Dates arrive as datetime.date objects; the local engine has datetimes.
+        for c in dates:
+            batch[c] = pd.to_datetime(batch[c]).astype(day_dtype)
+        frame = batch.set_index("customer_id")
+        frame.attrs = dict(attrs)
+        return frame
+
+    # A made-up repeat buyer: checks every option on the driver and gives the
+    # output columns and their types.
+    values = dict(frequency=1, recency=1.0, T=2.0, monetary_value=1.0, total_spend=2.0)
+    probe_row = {}
+    for c, t in in_types.items():
+        if c in values:
+            probe_row[c] = values[c]
+        elif isinstance(t, (T.DateType, T.TimestampType, T.TimestampNTZType)):
+            probe_row[c] = pd.Timestamp("2000-01-01")
+        elif isinstance(t, T.NumericType):
+            probe_row[c] = 1
+        else:
+            probe_row[c] = "probe"
+    probe = as_local(pd.DataFrame({c: [v] for c, v in probe_row.items()}))
+    shape = score_customers(probe, purchase_model, spend_model, **options)
+    shape = shape.reset_index()
+    out_columns = list(shape.columns)
+    out_types = {
+        c: in_types[c].simpleString() if c in in_types else _spark_type(shape[c].dtype)
+        for c in out_columns
+    }
+    schema = ", ".join(f"`{c}` {t}" for c, t in out_types.items())
+    out_dates = [c for c in out_columns if out_types[c] == "date"]
+
+    def score_batches(batches):
+        for batch in batches:
+            if batch.empty:
+                continue
+            scores = score_customers(
+                as_local(batch), purchase_model, spend_model, **options
+            ).reset_index()[out_columns]
+            for c in out_dates:
+                scores[c] = scores[c].dt.date
+            yield scores
+
+    logger.info(
+        "scoring on Spark over %d partitions, horizon %s months",
+        sdf.rdd.getNumPartitions(),
+        horizon_months,
+    )
+    return sdf.mapInPandas(score_batches, schema)
+
+
+def write_scores_spark(
+    scores: SparkDataFrame,
+    path: str | os.PathLike,
+    *,
+    file_format: str = "parquet",
+    mode: str = "errorifexists",
+) -> str:
+    """Write scores from :func:`score_spark` with Spark, ordered by customer id.
+
+    Parameters
+    ----------
+    scores : pyspark.sql.DataFrame
+        The scores.
+    path : str or path-like
+        Output folder (Spark writes one file per partition into it).
+    file_format : {"parquet", "csv"}, default="parquet"
+        CSV files get a header row.
+    mode : {"errorifexists", "overwrite", "append", "ignore"}, default="errorifexists"
+        Spark's save mode; by default an existing folder is an error.
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    if file_format not in ("parquet", "csv"):
+        raise ConfigError(
+            f"file_format must be 'parquet' or 'csv'; got {file_format!r} instead."
+        )
+    if mode not in ("errorifexists", "overwrite", "append", "ignore"):
+        raise ConfigError(
+            "mode must be one of 'errorifexists', 'overwrite', 'append', 'ignore'; "
+            f"got {mode!r} instead."
+        )
+    writer = scores.orderBy("customer_id").write.mode(mode)
+    if file_format == "csv":
+        writer = writer.option("header", True)
+    writer.format(file_format).save(str(path))
+    logger.info("wrote scores to %s (%s)", path, file_format)
+    return str(path)
