@@ -16,7 +16,13 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import ConfigError, DataError, LtvkitWarning, StaleModelWarning
+from .errors import (
+    ConfigError,
+    DataError,
+    DataQualityWarning,
+    LtvkitWarning,
+    StaleModelWarning,
+)
 from .load import Transactions
 from .models import PURCHASE_MODELS, GammaGammaModel
 from .summary import days_per_unit, summarise
@@ -147,14 +153,17 @@ def _fit_regressor(tx: Transactions, options: dict, end: str, horizon_months: in
             stacklevel=3,
         )
     try:
-        return SpendRegressor(horizon_days=window_days).fit(
-            tx,
-            observation_end=end,
-            time_unit=options["time_unit"],
-            refunds=options["refunds"],
-            zero_amounts=options["zero_amounts"],
-            duplicates=options["duplicates"],
-        )
+        with warnings.catch_warnings():
+            # The same rows were summarised, with their warnings, just before.
+            warnings.simplefilter("ignore", DataQualityWarning)
+            return SpendRegressor(horizon_days=window_days).fit(
+                tx,
+                observation_end=end,
+                time_unit=options["time_unit"],
+                refunds=options["refunds"],
+                zero_amounts=options["zero_amounts"],
+                duplicates=options["duplicates"],
+            )
     except DataError as exc:
         warnings.warn(
             f"The spend regressor was not trained: {exc}", LtvkitWarning, stacklevel=3
@@ -324,7 +333,9 @@ def score(
         scale = horizon_months * days_per_unit("M") / trained.regressor.horizon_days
         if abs(scale - 1) > 1e-9:
             logger.info("predicted_spend_ml scaled by %.3f to the horizon", scale)
-        predicted = trained.regressor.predict(tx, as_of=end) * scale
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataQualityWarning)
+            predicted = trained.regressor.predict(tx, as_of=end) * scale
         scored["predicted_spend_ml"] = predicted.reindex(scored.index).fillna(0.0)
     scored.attrs.update(rfm.attrs)
     return scored
