@@ -273,7 +273,7 @@ class _FittedModel:
         # Newton polish: a few steps with the Hessian of the analytic gradient
         # reach full precision where quasi-Newton stalls on flat directions.
         for _ in range(20):
-            if np.max(np.abs(g)) < 1e-12:
+            if np.max(np.abs(g)) < 1e-9:
                 break
             try:
                 H = self._hessian(x, data, pen)

@@ -209,7 +209,8 @@ def pareto_death_integral(r, alpha, s, beta, x, t_x, T, *, grad: bool = False):
     ``(M + t_x) / (M + y) = exp(-v / k)`` gives ``(M + t_x)**(1 - e_M)
     (m + t_x)**-e_m / k * int_0^{k U} exp(-v) G(v) dv`` with
     ``U = log((M + T) / (M + t_x))`` and ``G`` decreasing from 1. The tail
-    beyond ``v = 50`` is below ``e**-50`` of the whole and is dropped.
+    beyond ``v = 50`` is below ``e**-50`` of the whole and is dropped. The
+    number of geometric panels adapts to the steepest row of the call.
     """
     x = np.asarray(x, dtype=float)
     t_x = np.asarray(t_x, dtype=float)
@@ -225,7 +226,12 @@ def pareto_death_integral(r, alpha, s, beta, x, t_x, T, *, grad: bool = False):
 
     U = np.log(M + T) - np.log(M + t_x)
     V = np.minimum(k * U, 50.0)
-    v, w = geometric_panels(V)
+    # G falls at rate <= 1 + e_m (M - m) / (k (m + t_x)) near v = 0: the
+    # smallest panel must be narrower than the scale of that fall.
+    rate = 1.0 + e_m * (M - m) / (k * (m + t_x))
+    need = np.log2(np.maximum(4.0 * V * rate, 1.0))
+    n_panels = int(np.clip(np.ceil(np.max(need, initial=0.0)) + 3, 6, 40))
+    v, w = geometric_panels(V, n_panels)
     k_ = k[..., None]
     # M + y = (M + t_x) e^{v/k};  m + y = (m + t_x) + (M + t_x) expm1(v/k)
     em1 = np.expm1(v / k_)
