@@ -161,6 +161,11 @@ def test_build_features_no_leakage_property(early, late):
     pd.testing.assert_frame_equal(alone, both)
 
 
+def test_build_features_rejects_day_before_log():
+    with pytest.raises(DataError, match="as_of 2020-12-31 is before the first"):
+        build_features(read_transactions(_tiny()), as_of="2020-12-31")
+
+
 def test_build_target_window_excludes_start_includes_end():
     tx = read_transactions(_tiny())
 
@@ -235,7 +240,7 @@ def test_spend_regressor_is_deterministic(regular, fitted):
     again = SpendRegressor(horizon_days=182).fit(tx, observation_end=END)
 
     pd.testing.assert_series_equal(
-        again.predict(tx, as_of=END), fitted.predict(tx, as_of=END)
+        again.predict(tx, as_of=END), fitted.predict(tx, as_of=END), check_exact=True
     )
 
 

@@ -184,7 +184,9 @@ def test_load_model_round_trip(tmp_path, fake_models, tx, regressor):
     assert loaded.regressor.training_windows_ == regressor.training_windows_
     assert loaded.regressor.summary_options_ == regressor.summary_options_
     pd.testing.assert_series_equal(
-        loaded.regressor.predict(tx, as_of=END), regressor.predict(tx, as_of=END)
+        loaded.regressor.predict(tx, as_of=END),
+        regressor.predict(tx, as_of=END),
+        check_exact=True,
     )
 
 
@@ -455,6 +457,7 @@ def test_save_model_failed_swap_restores_old_folder(tmp_path, fake_models, monke
         _save(folder, _FakeBGNBD({"r": 9.0}), spend, force=True)
 
     assert len(calls) == 3  # aside, (failed) in, back
+    assert calls[0][1].startswith(".m.old-") and calls[2][0] == calls[0][1]
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
 
@@ -502,13 +505,17 @@ def test_load_model_round_trip_real_models(tmp_path, cdnow_sample, kind):
     pd.testing.assert_series_equal(
         loaded.purchase_model.predict_purchases(rfm, horizon=39),
         purchase.predict_purchases(rfm, horizon=39),
+        check_exact=True,
     )
     pd.testing.assert_series_equal(
         loaded.purchase_model.predict_probability_alive(rfm),
         purchase.predict_probability_alive(rfm),
+        check_exact=True,
     )
     pd.testing.assert_series_equal(
-        loaded.spend_model.predict_spend(rfm), spend.predict_spend(rfm)
+        loaded.spend_model.predict_spend(rfm),
+        spend.predict_spend(rfm),
+        check_exact=True,
     )
 
 

@@ -172,6 +172,12 @@ def build_features(
     tx = _as_transactions(tx)
     rules = _rules(time_unit, "D", refunds, zero_amounts, duplicates)
     end = _to_day(as_of, "as_of", tx)
+    first_day, _ = tx.date_range()
+    if end < first_day:
+        raise DataError(
+            f"as_of {end.date()} is before the first transaction "
+            f"({first_day.date()}): no customer has features yet."
+        )
 
     rfm = summarise(
         tx,

@@ -30,6 +30,7 @@ import logging
 import os
 import shutil
 import tempfile
+import uuid
 import zipfile
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -366,9 +367,9 @@ def save_model(
         _write_contents(tmp, purchase, spend, regressor, extra)
         _check_target(folder, force)
         if folder.exists():
-            old = Path(
-                tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent)
-            )
+            # A fresh name, not a created folder: renaming a folder onto an
+            # existing one fails on Windows even when that one is empty.
+            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex}"
             os.replace(folder, old)
             try:
                 os.replace(tmp, folder)
