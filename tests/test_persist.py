@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
+import os
 from pathlib import Path
 
 import numpy as np
@@ -320,6 +321,32 @@ def test_load_model_refuses_untrusted_skops_type(tmp_path, fake_models, regresso
         load_model(folder)
 
 
+def test_save_model_refuses_regressor_that_could_not_be_loaded(
+    tmp_path, fake_models, regressor
+):
+    sneaky = SpendRegressor.from_fitted(
+        make_pipeline(FunctionTransformer(operator.pos), regressor.estimator_),
+        regressor.get_metadata(),
+    )
+
+    with pytest.raises(ModelError, match="types that load_model would refuse"):
+        _save(tmp_path / "m", *fake_models, sneaky)
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_model_folder_is_readable_by_others(tmp_path, fake_models):
+    folder = _save(tmp_path / "m", *fake_models)
+
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def test_save_model_refuses_existing_folder_without_force(tmp_path, fake_models):
     purchase, spend = fake_models
     folder = _save(tmp_path / "m", purchase, spend)
@@ -412,9 +439,12 @@ def test_save_model_requires_manifest_entries(tmp_path, fake_models):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_save_model_refuses_unknown_purchase_kind(tmp_path, fake_models):
+def test_save_model_refuses_unknown_model_kinds(tmp_path, fake_models):
+    purchase, spend = fake_models
     with pytest.raises(ModelError, match="Unknown purchase model kind 'fake'"):
-        _save(tmp_path / "m", _FakeModel({"r": 1.0}), fake_models[1])
+        _save(tmp_path / "m", _FakeModel({"r": 1.0}), spend)
+    with pytest.raises(ModelError, match="Unknown spend model kind 'bgnbd'"):
+        _save(tmp_path / "m", purchase, purchase)
 
 
 def test_save_model_refuses_unfitted_regressor(tmp_path, fake_models):

@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import uuid
 import zipfile
 from dataclasses import dataclass, field
@@ -263,6 +262,17 @@ def _write_contents(
     if regressor is not None:
         metadata = regressor.get_metadata()
         sio.dump(regressor.estimator_, tmp / REGRESSOR_FILE)
+        refused = sorted(
+            set(sio.get_untrusted_types(file=tmp / REGRESSOR_FILE))
+            - TRUSTED_SKOPS_TYPES
+        )
+        if refused:
+            raise ModelError(
+                f"The regressor's estimator holds types that load_model would "
+                f"refuse: {', '.join(refused)}. Use a scikit-learn estimator "
+                "built from numpy and scikit-learn parts only (the default "
+                "HistGradientBoostingRegressor, a forest or a linear model)."
+            )
         (tmp / REGRESSOR_META_FILE).write_bytes(
             _json_bytes(metadata, "the regressor metadata")
         )
@@ -355,14 +365,22 @@ def save_model(
     _check_target(folder, force)
     purchase = _model_dict(purchase_model, "purchase")
     spend = _model_dict(spend_model, "spend")
-    purchase_models, _ = _model_classes()
+    purchase_models, gamma_gamma = _model_classes()
     if purchase["kind"] not in purchase_models:
         raise ModelError(
             f"Unknown purchase model kind {purchase['kind']!r}; ltvkit saves "
             f"{', '.join(sorted(purchase_models))}."
         )
+    if spend["kind"] != getattr(gamma_gamma, "kind", spend["kind"]):
+        raise ModelError(
+            f"Unknown spend model kind {spend['kind']!r}; ltvkit saves "
+            f"{gamma_gamma.kind!r}."
+        )
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    # mkdir, not mkdtemp: the folder keeps the permissions the umask gives,
+    # not mkdtemp's owner-only ones.
+    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex}"
+    tmp.mkdir()
     try:
         _write_contents(tmp, purchase, spend, regressor, extra)
         _check_target(folder, force)
