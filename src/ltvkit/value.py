@@ -201,19 +201,25 @@ def _iter_blocks(
     time_unit: str,
     horizon_months: int,
     chunk_size: int,
-) -> Iterator[tuple[slice, np.ndarray]]:
-    """Yield (customer slice, cumulative expected purchases (H, n)) block by block."""
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (customer positions, cumulative expected purchases (H, n)) by block.
+
+    Blocks follow the order of (frequency, T), so that customers who share
+    them fall in the same block: the models evaluate their costly terms once
+    per distinct (frequency, T) pair within a call.
+    """
     t = _month_times(horizon_months, time_unit)
     n = frequency.size
+    order = np.arange(n) if n <= chunk_size else np.lexsort((T, frequency))
     for start in range(0, n, chunk_size):
-        s = slice(start, min(start + chunk_size, n))
+        idx = order[start : start + chunk_size]
         cum = np.asarray(
             purchase_model.conditional_expected_purchases(
-                t, frequency[s], recency[s], T[s]
+                t, frequency[idx], recency[idx], T[idx]
             ),
             dtype=float,
         )
-        yield s, np.broadcast_to(cum, (horizon_months, s.stop - s.start))
+        yield idx, np.broadcast_to(cum, (horizon_months, idx.size))
 
 
 def _monthly_increments(cum: np.ndarray) -> np.ndarray:
