@@ -563,3 +563,116 @@ def test_load_model_refuses_edited_real_parameter(tmp_path, cdnow_sample):
 
     with pytest.raises(ModelFolderError, match=r"purchase_model\.json was changed"):
         load_model(folder)
+
+
+def _corrupt_skops(folder: Path) -> None:
+    (folder / "regressor.skops").write_bytes(b"not a zip file")
+    _rehash(folder, "regressor.skops")
+
+
+def _garble_regressor_meta(folder: Path) -> None:
+    (folder / "regressor.json").write_text('{"horizon_days": 60}')
+    _rehash(folder, "regressor.json")
+
+
+def _list_regressor_meta(folder: Path) -> None:
+    (folder / "regressor.json").write_text("[]")
+    _rehash(folder, "regressor.json")
+
+
+def _drop_feature(folder: Path) -> None:
+    path = folder / "regressor.json"
+    meta = json.loads(path.read_text())
+    meta["feature_names"] = meta["feature_names"][:-1]
+    path.write_text(json.dumps(meta))
+    _rehash(folder, "regressor.json")
+
+
+def _bad_params(folder: Path) -> None:
+    path = folder / "purchase_model.json"
+    path.write_text(json.dumps({"kind": "bgnbd"}))
+    _rehash(folder, "purchase_model.json")
+
+
+def _other_manifest_kind(folder: Path) -> None:
+    _edit_manifest(folder, purchase_model="paretonbd")
+
+
+def _no_files_map(folder: Path) -> None:
+    _edit_manifest(folder, files=None)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (_corrupt_skops, r"regressor\.skops is not a readable skops file"),
+        (_garble_regressor_meta, "lacks or garbles the entry 'feature_names'"),
+        (_list_regressor_meta, r"regressor\.json is not a JSON object"),
+        (_drop_feature, r"expects \d+ features but regressor\.json lists"),
+        (_bad_params, "does not describe a valid bgnbd model"),
+        (_other_manifest_kind, "names purchase model 'paretonbd' but"),
+        (_no_files_map, "has no 'files' map"),
+    ],
+)
+def test_load_model_refuses_inconsistent_folder(
+    tmp_path, fake_models, regressor, damage, message
+):
+    folder = _save(tmp_path / "m", *fake_models, regressor)
+    damage(folder)
+
+    with pytest.raises(ModelFolderError, match=message):
+        load_model(folder)
+
+
+def test_save_model_refuses_path_that_is_a_file(tmp_path, fake_models):
+    (tmp_path / "m").write_text("x")
+
+    with pytest.raises(ModelFolderError, match="exists and is not a folder"):
+        _save(tmp_path / "m", *fake_models, force=True)
+
+
+def test_save_model_refuses_objects_that_are_not_models(tmp_path, fake_models):
+    purchase, spend = fake_models
+
+    class _NoKind:
+        def to_dict(self):
+            return {"params": {}}
+
+    with pytest.raises(ModelError, match="spend model .* has no to_dict"):
+        _save(tmp_path / "m", purchase, object())
+    with pytest.raises(ModelError, match="must return a dict with a 'kind'"):
+        _save(tmp_path / "m", _NoKind(), spend)
+    with pytest.raises(ConfigError, match="manifest_extra must be a dict"):
+        save_model(
+            tmp_path / "m",
+            purchase_model=purchase,
+            spend_model=spend,
+            manifest_extra=[],
+        )
+    with pytest.raises(ModelError, match="Could not write the manifest as JSON"):
+        save_model(
+            tmp_path / "m",
+            purchase_model=purchase,
+            spend_model=spend,
+            manifest_extra={**EXTRA, "fit_metrics": {"fitter": object()}},
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_model_writes_numpy_and_dates_as_json(tmp_path, fake_models):
+    purchase, spend = fake_models
+    extra = {
+        **EXTRA,
+        "n_rows": np.int64(10),
+        "observation_end": pd.Timestamp("2021-06-30"),
+        "fit_metrics": {"ll": np.float64(-1.5), "grad": np.array([0.5, 0.25])},
+    }
+
+    folder = save_model(
+        tmp_path / "m", purchase_model=purchase, spend_model=spend, manifest_extra=extra
+    )
+
+    manifest = load_model(folder).manifest
+    assert manifest["n_rows"] == 10
+    assert manifest["observation_end"] == "2021-06-30T00:00:00"
+    assert manifest["fit_metrics"] == {"ll": -1.5, "grad": [0.5, 0.25]}
