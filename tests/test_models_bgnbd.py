@@ -82,7 +82,11 @@ def test_bgnbd_loglik_equals_lifetimes_on_synthetic():
     other = {"r": 0.7, "alpha": 9.0, "a": 1.5, "b": 0.6}
     model = BGNBDModel.from_params(other)
     ours = model._total_loglik(
-        {"x": rfm.frequency.to_numpy(float), "t_x": rfm.recency.values, "T": rfm["T"].values}
+        {
+            "x": rfm.frequency.to_numpy(float),
+            "t_x": rfm.recency.values,
+            "T": rfm["T"].values,
+        }
     )
     assert ours == pytest.approx(_lifetimes_total_loglik(other, rfm), rel=1e-9)
 
@@ -148,7 +152,9 @@ def test_bgnbd_broadcasts_horizons_against_customers(fitted, cdnow):
     t = np.array([[4.0], [13.0], [52.0]])
     grid = fitted.conditional_expected_purchases(t, x, tx, T)
     assert grid.shape == (3, len(x))
-    np.testing.assert_allclose(grid[1], fitted.conditional_expected_purchases(13.0, x, tx, T))
+    np.testing.assert_allclose(
+        grid[1], fitted.conditional_expected_purchases(13.0, x, tx, T)
+    )
     assert np.all(np.diff(grid, axis=0) >= 0)
 
 
@@ -209,7 +215,9 @@ def test_bgnbd_summary_and_round_trip(fitted):
     table = fitted.summary()
     assert list(table.columns) == ["estimate", "std_error", "ci_lower", "ci_upper"]
     assert list(table.index) == ["r", "alpha", "a", "b"]
-    assert np.all(table.ci_lower < table.estimate) and np.all(table.estimate < table.ci_upper)
+    assert np.all(table.ci_lower < table.estimate) and np.all(
+        table.estimate < table.ci_upper
+    )
     assert fitted.aic_ == pytest.approx(8 - 2 * fitted.log_likelihood_)
     d = json.loads(json.dumps(fitted.to_dict()))
     assert d["kind"] == "bgnbd"
@@ -240,9 +248,15 @@ def _rfm(**cols):
     [
         ({"T": [10.0, np.nan, 10.0, 10.0]}, r"'T' has 1 NaN values \(customers 12\)"),
         ({"recency": [5.0, np.nan, 0.0, 9.0]}, r"'recency' has 1 NaN"),
-        ({"T": [10.0, 10.0, -1.0, 10.0]}, r"'T' has negative values: 1 customers \(13\)"),
+        (
+            {"T": [10.0, 10.0, -1.0, 10.0]},
+            r"'T' has negative values: 1 customers \(13\)",
+        ),
         ({"frequency": [1, -2, 0, 3]}, r"'frequency' has negative"),
-        ({"recency": [5.0, 11.0, 0.0, 9.0]}, r"recency is greater than T: 1 customers \(12\)"),
+        (
+            {"recency": [5.0, 11.0, 0.0, 9.0]},
+            r"recency is greater than T: 1 customers \(12\)",
+        ),
         ({"frequency": [1.5, 2, 0, 3]}, r"not integers: 1 customers \(11\)"),
         ({"recency": [5.0, 8.0, 2.0, 9.0]}, r"frequency is 0 but recency is not 0"),
     ],

@@ -31,7 +31,9 @@ def _lifetimes_total_loglik(params, frame):
     rep = frame[frame.frequency > 0]
     x, m = rep.frequency.to_numpy(float), rep.monetary_value.to_numpy(float)
     log_params = np.log([params[k] for k in ("p", "q", "v")])
-    nll = GammaGammaFitter._negative_log_likelihood(log_params, x, m, np.ones_like(x), 0)
+    nll = GammaGammaFitter._negative_log_likelihood(
+        log_params, x, m, np.ones_like(x), 0
+    )
     return -float(nll) * len(x)
 
 

@@ -45,7 +45,9 @@ def test_mbgnbd_loglik_and_optimum_match_lifetimes(fitted, cdnow):
         warnings.simplefilter("ignore")
         ref = _ref().fit(cdnow["frequency"], cdnow["recency"], cdnow["T"])
     ours = fitted.log_likelihood_
-    assert ours == pytest.approx(_lifetimes_total_loglik(fitted.params_, cdnow), rel=1e-9)
+    assert ours == pytest.approx(
+        _lifetimes_total_loglik(fitted.params_, cdnow), rel=1e-9
+    )
     assert ours >= _lifetimes_total_loglik(ref.params_, cdnow) - 1e-6
     for name, se in ref.standard_errors_.items():
         assert fitted.standard_errors_[name] == pytest.approx(se, rel=2e-3)
@@ -56,7 +58,11 @@ def test_mbgnbd_loglik_matches_lifetimes_on_synthetic():
     rfm = simulate_rfm("mbgnbd", params, 2000, T=np.linspace(5, 200, 2000), seed=9)
     other = {"r": 1.7, "alpha": 3.0, "a": 2.5, "b": 0.4}
     model = MBGNBDModel.from_params(other)
-    cols = {"x": rfm.frequency.to_numpy(float), "t_x": rfm.recency.values, "T": rfm["T"].values}
+    cols = {
+        "x": rfm.frequency.to_numpy(float),
+        "t_x": rfm.recency.values,
+        "T": rfm["T"].values,
+    }
     assert model._total_loglik(cols) == pytest.approx(
         _lifetimes_total_loglik(other, rfm), rel=1e-9
     )
@@ -69,7 +75,9 @@ def test_mbgnbd_predictions_match_lifetimes(fitted, cdnow):
         theirs = ref.conditional_expected_number_of_purchases_up_to_time(t, x, tx, T)
         ok = np.isfinite(theirs)
         np.testing.assert_allclose(
-            fitted.conditional_expected_purchases(t, x, tx, T)[ok], theirs[ok], rtol=1e-8
+            fitted.conditional_expected_purchases(t, x, tx, T)[ok],
+            theirs[ok],
+            rtol=1e-8,
         )
     np.testing.assert_allclose(
         fitted.conditional_probability_alive(x, tx, T),

@@ -61,7 +61,11 @@ def test_paretonbd_loglik_matches_lifetimes(fitted, cdnow):
     params = {"r": 1.2, "alpha": 30.0, "s": 0.3, "beta": 4.0}
     rfm = simulate_rfm("paretonbd", params, 2000, T=np.linspace(10, 300, 2000), seed=4)
     model = ParetoNBDModel.from_params({"r": 0.6, "alpha": 8.0, "s": 1.4, "beta": 50.0})
-    cols = {"x": rfm.frequency.to_numpy(float), "t_x": rfm.recency.values, "T": rfm["T"].values}
+    cols = {
+        "x": rfm.frequency.to_numpy(float),
+        "t_x": rfm.recency.values,
+        "T": rfm["T"].values,
+    }
     assert model._total_loglik(cols) == pytest.approx(
         _lifetimes_total_loglik(model.params_, rfm), rel=1e-9
     )
@@ -89,7 +93,9 @@ def test_paretonbd_predictions_match_lifetimes(fitted, cdnow):
         theirs = ref.conditional_expected_number_of_purchases_up_to_time(t, x, tx, T)
         ok = np.isfinite(theirs)
         np.testing.assert_allclose(
-            fitted.conditional_expected_purchases(t, x, tx, T)[ok], theirs[ok], rtol=1e-8
+            fitted.conditional_expected_purchases(t, x, tx, T)[ok],
+            theirs[ok],
+            rtol=1e-8,
         )
     t = np.array([1.0, 10.0, 52.0, 200.0])
     np.testing.assert_allclose(
@@ -106,11 +112,15 @@ def test_paretonbd_probability_of_purchases_is_a_distribution(fitted):
         assert np.all(p >= 0)
         assert p.sum() == pytest.approx(1.0, abs=1e-10)
         mean = (n * p).sum()
-        assert mean == pytest.approx(float(fitted.expected_purchases_new_customer(t)), rel=1e-5)
+        assert mean == pytest.approx(
+            float(fitted.expected_purchases_new_customer(t)), rel=1e-5
+        )
 
 
 def test_paretonbd_s_equal_one_limit_is_finite():
-    model = ParetoNBDModel.from_params({"r": 0.5, "alpha": 10.0, "s": 1.0, "beta": 10.0})
+    model = ParetoNBDModel.from_params(
+        {"r": 0.5, "alpha": 10.0, "s": 1.0, "beta": 10.0}
+    )
     e = model.conditional_expected_purchases(52.0, 3, 20.0, 40.0)
     near = ParetoNBDModel.from_params(
         {"r": 0.5, "alpha": 10.0, "s": 1.0 + 1e-7, "beta": 10.0}
