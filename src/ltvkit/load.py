@@ -346,6 +346,7 @@ def read_transactions(
             f"invalid_rows must be 'error' or 'drop'; got {invalid_rows!r} instead."
         )
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     if memory_limit:

@@ -190,7 +190,7 @@ def build_features(
     with warnings.catch_warnings():
         # summarise has just reported the same rows' counts.
         warnings.simplefilter("ignore", DataQualityWarning)
-        rows = _check_rows(tx, rules, end)
+        rows, _ = _check_rows(tx, rules, end)
     occasions = _occasions_sql(rows, "D")
     end_p = f"date_diff('day', DATE '1970-01-01', {_day_sql(end)})"
     recent = []
@@ -282,7 +282,7 @@ def build_target(
             f"({start.date()}); the window would be empty."
         )
 
-    rows = _check_rows(tx, rules, end)
+    rows, _ = _check_rows(tx, rules, end)
     spend = tx.connection.execute(
         f"""
         SELECT customer_id, sum(amount) AS spend FROM ({rows})

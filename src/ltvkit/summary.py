@@ -164,8 +164,11 @@ def _as_transactions(data) -> Transactions:
     )
 
 
-def _check_rows(tx: Transactions, rules: _Rules, end: pd.Timestamp) -> str:
-    """Apply the row rules up to ``end``; return SQL of the rows to use."""
+def _check_rows(tx: Transactions, rules: _Rules, end: pd.Timestamp) -> tuple[str, bool]:
+    """Apply the row rules up to ``end``.
+
+    Returns SQL of the rows to use, and whether they include refunds.
+    """
     con, view = tx.connection, tx.view
     end_sql = f"DATE '{end.date()}'"
     n_after, n_neg, neg_total, n_zero, n_dup = con.execute(
@@ -220,40 +223,64 @@ def _check_rows(tx: Transactions, rules: _Rules, end: pd.Timestamp) -> str:
     rows = f"SELECT * FROM {view} WHERE {' AND '.join(where)}"
     if rules.duplicates == "drop":
         rows += " QUALIFY row_number() OVER (PARTITION BY row_hash) = 1"
-    return rows
+    return rows, bool(n_neg)
 
 
-def _occasions_sql(rows: str, period: str) -> str:
-    """SQL of (customer_id, p, total): net totals of each purchase occasion."""
+def _occasions_sql(
+    rows: str, period: str, *, netting: bool = True, segment: bool = True
+) -> str:
+    """SQL of the purchase occasions: one row per customer and occasion.
+
+    Columns: ``customer_id``, ``p`` (period index), ``total`` (net amount),
+    ``first_day`` and ``first_ts`` (earliest purchase row), ``n_rows``
+    (purchase rows) and ``segment`` (on the earliest purchase row). With
+    ``netting`` (needed only when ``rows`` has refunds), each refund-only
+    period is added to the latest occasion before it, or to the first.
+    """
     p = _period_index(period, "day")
+    first_segment = (
+        "min(ts) FILTER (WHERE amount >= 0) AS first_ts, "
+        "arg_min(segment, (ts, segment)) FILTER (WHERE amount >= 0) AS segment"
+        if segment
+        else "NULL::TIMESTAMP AS first_ts, NULL::VARCHAR AS segment"
+    )
+    per = f"""
+        SELECT customer_id, {p} AS p, bool_or(amount >= 0) AS occ,
+               sum(amount) AS total,
+               min(day) FILTER (WHERE amount >= 0) AS first_day,
+               count(*) FILTER (WHERE amount >= 0) AS n_rows,
+               {first_segment}
+        FROM ({rows}) r GROUP BY customer_id, p
+    """
+    if not netting:
+        return per
     return f"""
-        WITH r AS ({rows}),
-        per AS (
-            SELECT customer_id, {p} AS p, bool_or(amount >= 0) AS occ,
-                   sum(amount) AS total
-            FROM r GROUP BY customer_id, p
-        ),
-        assigned AS (
-            SELECT customer_id, total,
-                   coalesce(
-                       max(CASE WHEN occ THEN p END) OVER (
-                           PARTITION BY customer_id ORDER BY p
-                           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
-                       min(CASE WHEN occ THEN p END) OVER (PARTITION BY customer_id)
-                   ) AS p
-            FROM per
+        WITH per AS ({per}),
+        occ AS (SELECT * FROM per WHERE occ),
+        refund AS (SELECT customer_id, p, total FROM per WHERE NOT occ),
+        firsts AS (SELECT customer_id, min(p) AS p0 FROM occ GROUP BY customer_id),
+        moved AS (
+            SELECT refund.customer_id, coalesce(occ.p, firsts.p0) AS p,
+                   sum(refund.total) AS total
+            FROM refund
+            ASOF LEFT JOIN occ
+                ON refund.customer_id = occ.customer_id AND refund.p >= occ.p
+            JOIN firsts ON refund.customer_id = firsts.customer_id
+            GROUP BY ALL
         )
-        SELECT customer_id, p, sum(total) AS total
-        FROM assigned WHERE p IS NOT NULL GROUP BY customer_id, p
+        SELECT occ.* REPLACE (occ.total + coalesce(moved.total, 0.0) AS total)
+        FROM occ LEFT JOIN moved USING (customer_id, p)
     """
 
 
-def _first_segment_sql(rows: str, has_segment: bool) -> str:
-    if not has_segment:
-        return "SELECT NULL AS customer_id, NULL AS segment WHERE false"
+def _refund_only_sql(rows: str, period: str) -> str:
+    """SQL counting customers with refunds but no occasion, and their total."""
     return f"""
-        SELECT customer_id, arg_min(segment, (ts, segment)) AS segment
-        FROM ({rows}) WHERE amount >= 0 GROUP BY customer_id
+        WITH per AS ({_occasions_sql(rows, period, netting=False, segment=False)})
+        SELECT count(*), sum(total) FROM (
+            SELECT customer_id, sum(total) AS total FROM per
+            GROUP BY customer_id HAVING NOT bool_or(occ)
+        )
     """
 
 
@@ -265,13 +292,8 @@ def _customers_frame(df: pd.DataFrame, has_segment: bool) -> pd.DataFrame:
     return df
 
 
-def _report_refund_only(tx: Transactions, rows: str, occasions: str) -> None:
-    n, total = tx.connection.execute(
-        f"""
-        SELECT count(DISTINCT customer_id), sum(amount) FROM ({rows}) r
-        WHERE customer_id NOT IN (SELECT customer_id FROM ({occasions}))
-        """
-    ).fetchall()[0]
+def _report_refund_only(tx: Transactions, rows: str, period: str) -> None:
+    n, total = tx.connection.execute(_refund_only_sql(rows, period)).fetchall()[0]
     if n:
         warnings.warn(
             f"{n} customers have refunds but no purchase up to the observation end "
@@ -347,36 +369,31 @@ def summarise(
             f"({first_day.date()})."
         )
 
-    rows = _check_rows(tx, rules, end)
-    occasions = _occasions_sql(rows, rules.period)
+    rows, has_refunds = _check_rows(tx, rules, end)
+    occasions = _occasions_sql(
+        rows, rules.period, netting=has_refunds, segment=tx.has_segment
+    )
     end_p = _period_index(rules.period, f"DATE '{end.date()}'")
     scale = rules.scale
     df = tx.connection.execute(
         f"""
         WITH o AS ({occasions}),
-        ranked AS (
-            SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY p) AS k
-            FROM o
-        ),
-        c AS (
-            SELECT customer_id,
-                   count(*) - 1 AS frequency,
-                   (max(p) - min(p)) * {scale} AS recency,
-                   ({end_p} - min(p)) * {scale} AS T,
-                   coalesce(avg(total) FILTER (WHERE k > 1), 0.0) AS monetary_value,
-                   sum(total) AS total_spend
-            FROM ranked GROUP BY customer_id
-        ),
-        r AS (
-            SELECT customer_id, min(day) AS first_purchase, count(*) AS n_transactions
-            FROM ({rows}) WHERE amount >= 0 GROUP BY customer_id
-        ),
-        s AS ({_first_segment_sql(rows, tx.has_segment)})
-        SELECT c.*, r.first_purchase, r.n_transactions, s.segment
-        FROM c JOIN r USING (customer_id) LEFT JOIN s USING (customer_id)
+        f AS (SELECT customer_id, min(p) AS p0 FROM o GROUP BY customer_id)
+        SELECT customer_id,
+               count(*) - 1 AS frequency,
+               (max(p) - p0) * {scale} AS recency,
+               ({end_p} - p0) * {scale} AS T,
+               coalesce(avg(total) FILTER (WHERE p > p0), 0.0) AS monetary_value,
+               sum(total) AS total_spend,
+               min(first_day) AS first_purchase,
+               sum(n_rows) AS n_transactions,
+               arg_min(segment, (first_ts, segment)) AS segment
+        FROM o JOIN f USING (customer_id)
+        GROUP BY customer_id, p0
         """
     ).df()
-    _report_refund_only(tx, rows, occasions)
+    if has_refunds:
+        _report_refund_only(tx, rows, rules.period)
     if df.empty:
         raise DataError(f"No purchases up to {end.date()} in {tx.source}.")
     df = _customers_frame(df, tx.has_segment)
@@ -459,7 +476,7 @@ def summarise_calibration_holdout(
             f"({first_day.date()}): the calibration period is empty."
         )
 
-    rows = _check_rows(tx, rules, end)
+    rows, _ = _check_rows(tx, rules, end)
     with warnings.catch_warnings():
         # The whole window was just checked; the calibration part would only
         # repeat a subset of the same counts.
