@@ -104,6 +104,7 @@ def simulate_transactions(
     spend_params: dict[str, float] | None = None,
     observation_end: str | pd.Timestamp = "2024-12-31",
     acquisition_days: int = 365,
+    history_days: int = 0,
     time_unit_days: float = 1.0,
     seed: int | np.random.Generator | None = None,
 ) -> pd.DataFrame:
@@ -122,8 +123,10 @@ def simulate_transactions(
     observation_end : date-like, default "2024-12-31"
         End of the observation period; all transactions are before it.
     acquisition_days : int, default=365
-        First purchases are spread uniformly over the ``acquisition_days``
-        days before ``observation_end``.
+        First purchases are spread uniformly over ``acquisition_days`` days
+        that end ``history_days`` before ``observation_end``.
+    history_days : int, default=0
+        Days of observation after the last acquisition day.
     time_unit_days : float, default=1.0
         Length of the model's time unit in days (7 for weekly parameters).
     seed : int or Generator, optional
@@ -145,7 +148,7 @@ def simulate_transactions(
     spend = spend_params or {"p": 6.0, "q": 4.0, "v": 15.0}
     spend = check_params(spend, ("p", "q", "v"), kind="Gamma-Gamma")
     end = pd.Timestamp(observation_end)
-    age_days = rng.uniform(0.0, float(acquisition_days), size=n_customers)
+    age_days = history_days + rng.uniform(0.0, float(acquisition_days), n_customers)
     T = age_days / time_unit_days
     x, n, horizon = _draw_histories(model_kind, params, T, rng)
 
