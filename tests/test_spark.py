@@ -117,14 +117,18 @@ def test_summarise_calibration_holdout_spark_matches_local_on_cdnow(
     assert got["frequency_holdout"].sum() == 1882
 
 
-def test_summarise_spark_nets_refunds_like_local(spark, cases):
+@pytest.fixture(scope="module")
+def refund_case(spark, cases):
+    """Case 03 read from its CSV file by both engines."""
     path = cases / "03-refund-negative-amounts" / "input.csv"
-    log = read_transactions_spark(spark, str(path))
+    return read_transactions(path), read_transactions_spark(spark, str(path))
+
+
+def test_summarise_spark_nets_refunds_like_local(refund_case):
     expected, got, messages = run_both(
         summarise,
         summarise_spark,
-        read_transactions(path),
-        log,
+        *refund_case,
         observation_end="2021-01-31",
         refunds="net",
     )
@@ -140,14 +144,14 @@ def test_summarise_spark_nets_refunds_like_local(spark, cases):
     assert got.loc["1", "monetary_value"] == pytest.approx(0.0)
 
 
-def test_summarise_spark_refunds_are_an_error_with_the_local_message(spark, cases):
-    path = cases / "03-refund-negative-amounts" / "input.csv"
+def test_summarise_spark_refunds_are_an_error_with_the_local_message(refund_case):
+    local_log, spark_log = refund_case
     with pytest.raises(DataError) as local_error:
-        summarise(read_transactions(path))
+        summarise(local_log)
     with pytest.raises(
         DataError, match=r"2 rows with a negative amount.*refunds='net'"
     ) as spark_error:
-        summarise_spark(read_transactions_spark(spark, str(path)))
+        summarise_spark(spark_log)
     assert str(spark_error.value) == str(local_error.value)
 
 

@@ -540,20 +540,16 @@ def _period_value(period: str, day: pd.Timestamp) -> int:
     return day.year * 4 + day.quarter - 1
 
 
-def _date_range(log: SparkDataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
-    lo, hi = log.agg(F.min("day"), F.max("day")).first()
-    return pd.Timestamp(lo), pd.Timestamp(hi)
+def _scan(log: SparkDataFrame, end: pd.Timestamp | None) -> SimpleNamespace:
+    """One pass over the log: its date range and the row counts up to ``end``.
 
-
-def _check_rows(log: SparkDataFrame, rules: _Rules, end: pd.Timestamp):
-    """Apply the row rules up to ``end``; return the rows to use.
-
-    The messages are those of ``summary._check_rows``, word for word.
+    Without ``end`` the counts run to the last day, the default end.
     """
-    end_lit = F.lit(end.date())
-    upto = F.col("day") <= end_lit
+    upto = F.col("day") <= F.lit(end.date()) if end is not None else F.lit(True)
     a = F.col("amount")
-    n_after, n_neg, neg_total, n_zero, n_upto, n_hashes = log.agg(
+    row = log.agg(
+        F.min("day"),
+        F.max("day"),
         F.count(F.when(~upto, 1)),
         F.count(F.when(upto & (a < 0), 1)),
         F.sum(F.when(upto & (a < 0), a)),
@@ -561,7 +557,27 @@ def _check_rows(log: SparkDataFrame, rules: _Rules, end: pd.Timestamp):
         F.count(F.when(upto, 1)),
         F.count_distinct(F.when(upto, F.col("row_hash"))),
     ).first()
-    n_dup = n_upto - n_hashes
+    first_day, last_day, n_after, n_neg, neg_total, n_zero, n_upto, n_hashes = row
+    return SimpleNamespace(
+        first_day=pd.Timestamp(first_day),
+        last_day=pd.Timestamp(last_day),
+        n_after=n_after,
+        n_neg=n_neg,
+        neg_total=neg_total,
+        n_zero=n_zero,
+        n_dup=n_upto - n_hashes,
+    )
+
+
+def _check_rows(log: SparkDataFrame, rules: _Rules, end: pd.Timestamp, counts):
+    """Apply the row rules up to ``end``; return the rows to use.
+
+    ``counts`` come from :func:`_scan`. The messages are those of
+    ``summary._check_rows``, word for word.
+    """
+    a = F.col("amount")
+    n_after, n_neg, neg_total = counts.n_after, counts.n_neg, counts.neg_total
+    n_zero, n_dup = counts.n_zero, counts.n_dup
     if n_after:
         logger.info("left out %d rows dated after %s", n_after, end.date())
     if n_neg and rules.refunds == "error":
@@ -597,7 +613,7 @@ def _check_rows(log: SparkDataFrame, rules: _Rules, end: pd.Timestamp):
             DataQualityWarning,
             stacklevel=3,
         )
-    rows = log.filter(upto)
+    rows = log.filter(F.col("day") <= F.lit(end.date()))
     if rules.zero_amounts == "drop":
         rows = rows.filter(a != 0)
     if rules.duplicates == "drop":
@@ -758,8 +774,8 @@ def summarise_spark(
 
     Notes
     -----
-    Four Spark jobs: the date range, the row checks, and the summary, of
-    which only one row per customer (refund-only customers included, then
+    Two Spark jobs: one pass for the date range and the row checks, and the
+    summary, of which only one row per customer (refund-only customers included, then
     left out) is collected to the driver. The driver must hold that many rows;
     for tens of millions of customers keep the RFM table in Spark instead and
     score it with :func:`score_spark`.
@@ -767,19 +783,20 @@ def summarise_spark(
     log = _as_log(sdf)
     info = _log_info(log)
     rules = _rules(time_unit, period, refunds, zero_amounts, duplicates)
-    first_day, last_day = _date_range(log)
-    end = (
-        last_day
+    given = (
+        None
         if observation_end is None
         else _to_day(observation_end, "observation_end", info)
     )
-    if end < first_day:
+    counts = _scan(log, given)
+    end = counts.last_day if given is None else given
+    if end < counts.first_day:
         raise DataError(
             f"observation_end {end.date()} is before the first transaction "
-            f"({first_day.date()})."
+            f"({counts.first_day.date()})."
         )
 
-    rows = _check_rows(log, rules, end)
+    rows = _check_rows(log, rules, end, counts)
     collected = _collect(_customer_rows(rows, rules, end, info.has_segment))
     df = _summary_frame(collected, info.has_segment, info.source, end)
     df.attrs.update(
@@ -836,13 +853,15 @@ duplicates
     log = _as_log(sdf)
     info = _log_info(log)
     rules = _rules(time_unit, period, refunds, zero_amounts, duplicates)
-    first_day, last_day = _date_range(log)
     cal_end = _to_day(calibration_end, "calibration_end", info)
-    end = (
-        last_day
+    given = (
+        None
         if observation_end is None
         else _to_day(observation_end, "observation_end", info)
     )
+    counts = _scan(log, given)
+    first_day = counts.first_day
+    end = counts.last_day if given is None else given
     if cal_end >= end:
         raise DataError(
             f"calibration_end {cal_end.date()} must be before the observation end "
@@ -854,7 +873,7 @@ duplicates
             f"({first_day.date()}): the calibration period is empty."
         )
 
-    rows = _check_rows(log, rules, end)
+    rows = _check_rows(log, rules, end, counts)
     with warnings.catch_warnings():
         # The whole window was just checked; the calibration part would only
         # repeat a subset of the same counts.
