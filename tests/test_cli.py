@@ -62,7 +62,7 @@ def sample_model(sample_csv, tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("command", ["train", "score", "cdnow"])
+@pytest.mark.parametrize("command", ["train", "score", "cdnow", "simulate"])
 def test_cli_help_shows_an_example(command):
     result = run(command, "--help")
     assert result.exit_code == 0
@@ -224,3 +224,45 @@ def test_cli_interrupted_score_leaves_no_partial_output(sample_model, tmp_path):
         else:
             assert proc.returncode != 0
     assert os.listdir(tmp_path)
+
+
+def test_cli_simulate_then_train_and_score_with_segments(tmp_path):
+    log = tmp_path / "sim.parquet"
+    result = run("simulate", "--customers", "3000", "--seed", "2", "--out", str(log))
+    assert result.exit_code == 0, result.output
+    spend = tmp_path / "sim_spend.csv"
+    assert spend.exists()
+    model = tmp_path / "m"
+    result = run(
+        "train",
+        "-t",
+        str(log),
+        "--segment-col",
+        "segment",
+        "--time-unit",
+        "W",
+        "--no-regressor",
+        "--out",
+        str(model),
+    )
+    assert result.exit_code == 0, result.output
+    segments = tmp_path / "segments.csv"
+    result = run(
+        "score",
+        "-m",
+        str(model),
+        "-t",
+        str(log),
+        "--segment-col",
+        "segment",
+        "--spend",
+        str(spend),
+        "--out",
+        str(tmp_path / "s.csv"),
+        "--segments-out",
+        str(segments),
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(segments)
+    assert table["customers_acquired"].sum() == 3000
+    assert table["flag"].isin(["profitable", "below_target", "unprofitable"]).all()

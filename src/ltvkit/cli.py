@@ -7,24 +7,21 @@ model error, 2 for a usage error. A traceback is shown only with ``--debug``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import signal
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
 import click
 import pandas as pd
 
-from . import __version__
+from . import __version__, _io
 from .errors import LtvkitError
 
 logger = logging.getLogger("ltvkit.cli")
 
-TABLE_SUFFIXES = (".csv", ".parquet")
+TABLE_SUFFIXES = _io.TABLE_SUFFIXES
 
 
 # ---------------------------------------------------------------- plumbing
@@ -47,34 +44,10 @@ def _setup_logging(quiet: bool, debug: bool) -> None:
     warnings.showwarning = show
 
 
-@contextlib.contextmanager
-def atomic_path(path: Path):
-    """Yield a temporary path beside ``path``; move it into place on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_table(frame: pd.DataFrame, path: Path, *, index: bool = True) -> None:
     """Write ``frame`` as CSV or Parquet (by suffix), atomically."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in TABLE_SUFFIXES:
-        raise click.UsageError(
-            f"Output {path} must end in .csv or .parquet, to say the format."
-        )
-    with atomic_path(path) as tmp:
-        if suffix == ".csv":
-            frame.to_csv(tmp, index=index)
-        else:
-            frame.to_parquet(tmp, index=index)
+    _check_suffix(str(path), "Output")
+    _io.write_table(frame, path, index=index)
 
 
 def _check_suffix(path: str | None, option: str) -> None:
@@ -433,6 +406,75 @@ def cdnow(ctx, kind, out, quiet, debug) -> None:
     frame = frame.assign(date=frame["date"].dt.strftime("%Y-%m-%d"))
     write_table(frame, Path(out), index=False)
     click.echo(f"{len(frame)} CDNOW {kind} rows -> {out}")
+
+
+@main.command()
+@click.option(
+    "--customers",
+    "n_customers",
+    type=click.IntRange(min=1),
+    required=True,
+    help="Number of customers.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "-o", required=True, help="Log to write (.csv or .parquet).")
+@click.option(
+    "--spend-out",
+    default=None,
+    help="Spend table to write. [default: <out stem>_spend.csv beside the log]",
+)
+@click.option("--r", "r", type=float, default=None, help="BG/NBD r. [0.243]")
+@click.option("--alpha", type=float, default=None, help="BG/NBD alpha, weeks. [4.414]")
+@click.option("--a", "a", type=float, default=None, help="BG/NBD a. [0.793]")
+@click.option("--b", "b", type=float, default=None, help="BG/NBD b. [2.426]")
+@click.option("--p", "p", type=float, default=None, help="Gamma-Gamma p. [6.25]")
+@click.option("--q", "q", type=float, default=None, help="Gamma-Gamma q. [3.74]")
+@click.option("--v", "v", type=float, default=None, help="Gamma-Gamma v. [15.44]")
+@click.option(
+    "--start",
+    default="2022-01-01",
+    show_default=True,
+    help="First day of the acquisition year.",
+)
+@_common
+@click.pass_context
+def simulate(ctx, n_customers, seed, out, spend_out, start, quiet, debug, **kw):
+    """Write a synthetic log drawn from known BG/NBD and Gamma-Gamma parameters.
+
+    By default the parameters are those published for the CDNOW sample (time
+    in weeks): r=0.243, alpha=4.414, a=0.793, b=2.426; p=6.25, q=3.74,
+    v=15.44. Customers are acquired over one year from --start and observed
+    for two more years, through four segments (search, social, email,
+    affiliate) that differ in purchase rate, spend and acquisition cost. The
+    matching spend table (segment, period, spend) is written beside the log.
+
+    \b
+    Example:
+      ltvkit simulate --customers 100000 --seed 1 --out sim.parquet
+      ltvkit train -t sim.parquet --segment-col segment --time-unit W \\
+          --out models/sim
+    """
+    _start(ctx, quiet, debug)
+    from .synthetic import write_simulated_log
+
+    _check_suffix(out, "--out")
+    purchase = {k: kw[k] for k in ("r", "alpha", "a", "b") if kw[k] is not None}
+    spend = {k: kw[k] for k in ("p", "q", "v") if kw[k] is not None}
+    info = write_simulated_log(
+        out,
+        n_customers=n_customers,
+        seed=seed,
+        params=purchase,
+        spend_params=spend,
+        start=start,
+        spend_path=spend_out,
+        progress=not quiet and sys.stderr.isatty(),
+    )
+    click.echo(
+        f"{info['n_customers']} customers, {info['n_transactions']} transactions "
+        f"to {info['observation_end']} -> {info['path']}"
+    )
+    click.echo(f"spend table -> {info['spend_path']}")
 
 
 if __name__ == "__main__":  # pragma: no cover

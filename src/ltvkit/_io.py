@@ -1,0 +1,51 @@
+"""Atomic file output: write beside the target, then move into place."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import ConfigError
+
+TABLE_SUFFIXES = (".csv", ".parquet")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside ``path``; move it into place on success.
+
+    On an exception (or KeyboardInterrupt) the temporary file is removed and
+    ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def check_table_suffix(path: str | os.PathLike) -> str:
+    """The format (``"csv"`` or ``"parquet"``) named by ``path``'s suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise ConfigError(f"{path} must end in .csv or .parquet, to say the format.")
+    return suffix[1:]
+
+
+def write_table(frame: pd.DataFrame, path: str | os.PathLike, *, index=True) -> None:
+    """Write ``frame`` as CSV or Parquet (by suffix), atomically."""
+    kind = check_table_suffix(path)
+    with atomic_path(path) as tmp:
+        if kind == "csv":
+            frame.to_csv(tmp, index=index)
+        else:
+            frame.to_parquet(tmp, index=index)
