@@ -161,6 +161,28 @@ def test_build_features_no_leakage_property(early, late):
     pd.testing.assert_frame_equal(alone, both)
 
 
+def test_build_features_nets_refunds_like_summarise():
+    log = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "b", "b"],
+            "date": pd.to_datetime(
+                ["2021-01-01", "2021-02-01", "2021-02-10", "2021-01-05", "2021-01-06"]
+            ),
+            "amount": [10.0, 30.0, -5.0, 8.0, -8.0],
+        }
+    )
+
+    features = build_features(read_transactions(log), as_of="2021-03-01", refunds="net")
+
+    # The refund of 2021-02-10 lowers the occasion of 2021-02-01 to 25.
+    a = features.loc["a"]
+    assert (a["total_spend"], a["max_occasion_spend"]) == (35.0, 25.0)
+    assert (a["spend_last_30_days"], a["purchase_days_last_30_days"]) == (25.0, 1)
+    assert features.loc["b", "total_spend"] == 0.0
+    with pytest.raises(DataError, match="negative amount"):
+        build_features(read_transactions(log), as_of="2021-03-01")
+
+
 def test_build_features_rejects_day_before_log():
     with pytest.raises(DataError, match="as_of 2020-12-31 is before the first"):
         build_features(read_transactions(_tiny()), as_of="2020-12-31")

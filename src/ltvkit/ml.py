@@ -190,8 +190,8 @@ def build_features(
     with warnings.catch_warnings():
         # summarise has just reported the same rows' counts.
         warnings.simplefilter("ignore", DataQualityWarning)
-        rows, _ = _check_rows(tx, rules, end)
-    occasions = _occasions_sql(rows, "D")
+        rows, has_refunds = _check_rows(tx, rules, end)
+    occasions = _occasions_sql(rows, "D", netting=has_refunds, segment=False)
     end_p = f"date_diff('day', DATE '1970-01-01', {_day_sql(end)})"
     recent = []
     for n in RECENT_WINDOWS_DAYS:
