@@ -30,24 +30,78 @@ _ACCEPT_GRAD_NORM = 1e-4
 
 
 class _Data:
-    """Unique rows of the data with their counts (the weights of the fit)."""
+    """Unique rows of the data with their counts (the weights of the fit).
+
+    The rows are found by hashing each column (``pandas.factorize``) and then
+    the combined integer codes, which is linear in the number of customers;
+    the unique rows come out in lexicographic order. Each column's distinct
+    values and the index of every unique row into them come for free, see
+    :meth:`factor`.
+    """
 
     def __init__(self, columns: dict[str, np.ndarray]):
-        keys = np.column_stack(list(columns.values()))
-        uniq, inverse, counts = np.unique(
-            keys, axis=0, return_inverse=True, return_counts=True
-        )
-        self.columns = {name: uniq[:, i] for i, name in enumerate(columns)}
+        names = list(columns)
+        codes, uniques = [], []
+        for name in names:
+            # + 0.0 turns -0.0 into 0.0, which hashing would otherwise keep apart.
+            col = np.asarray(columns[name], dtype=float).ravel() + 0.0
+            code, uniq = pd.factorize(col, sort=True, use_na_sentinel=False)
+            codes.append(code.astype(np.int64, copy=False))
+            uniques.append(np.asarray(uniq, dtype=float))
+        sizes = [u.size for u in uniques]
+        if math.prod(sizes) < 2**62:
+            key = codes[0]
+            for code, size in zip(codes[1:], sizes[1:], strict=True):
+                key = key * size + code
+            inverse, ukey = pd.factorize(key, sort=True)
+            counts = np.bincount(inverse, minlength=ukey.size)
+            row_codes = []
+            for size in sizes[:0:-1]:
+                ukey, rem = np.divmod(ukey, size)
+                row_codes.append(rem)
+            row_codes.append(ukey)
+            row_codes.reverse()
+        else:  # too many distinct values to pack the codes in one integer
+            order = np.lexsort(codes[::-1])
+            stacked = np.column_stack(codes)[order]
+            new = np.ones(order.size, dtype=bool)
+            new[1:] = np.any(stacked[1:] != stacked[:-1], axis=1)
+            group = np.cumsum(new) - 1
+            inverse = np.empty(order.size, dtype=np.intp)
+            inverse[order] = group
+            counts = np.bincount(group)
+            row_codes = list(stacked[new].T)
+        self.columns = {name: uniques[i][row_codes[i]] for i, name in enumerate(names)}
+        self._factors = {
+            name: (uniques[i], np.asarray(row_codes[i], dtype=np.intp))
+            for i, name in enumerate(names)
+        }
         self.weights = counts.astype(float)
-        self.inverse = inverse.ravel()
+        self.inverse = np.asarray(inverse, dtype=np.intp)
         self.n = float(counts.sum())
-        self._factors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.cache: dict[str, Any] = {}
+
+    def transformed(self, func) -> _Data:
+        """The same rows and weights with ``func`` applied to the column dict.
+
+        ``func`` must act elementwise (such as a change of time unit), so the
+        factors carry over with their distinct values transformed.
+        """
+        out = object.__new__(_Data)
+        out.columns = func(self.columns)
+        factor_values = func({k: v[0] for k, v in self._factors.items()})
+        out._factors = {
+            k: (np.asarray(factor_values[k], dtype=float), self._factors[k][1])
+            for k in self._factors
+        }
+        out.weights = self.weights
+        out.inverse = self.inverse
+        out.n = self.n
+        out.cache = {}
+        return out
 
     def factor(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """Unique values of one column and the index of each row into them."""
-        if name not in self._factors:
-            uniq, inv = np.unique(self.columns[name], return_inverse=True)
-            self._factors[name] = (uniq, inv.ravel())
+        """Distinct values of one column and the index of each row into them."""
         return self._factors[name]
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -221,13 +275,22 @@ class _FittedModel:
         c[list(self.time_params)] = scale
         return c
 
+    def _loglik_sum(self, theta: np.ndarray, data: _Data):
+        """Weighted total log-likelihood and its gradient (natural params).
+
+        Subclasses may override this with a version that aggregates over
+        distinct values instead of forming per-row gradients.
+        """
+        ll, g = self._loglik(theta, data, grad=True)
+        w = data.weights
+        return w @ ll, w @ g
+
     def _objective(self, log_theta, data: _Data, pen: float):
         theta = np.exp(log_theta)
         with np.errstate(all="ignore"):
-            ll, g = self._loglik(theta, data, grad=True)
-        w = data.weights
-        value = -(w @ ll) / data.n + pen * np.sum(theta**2)
-        grad = -(w @ g) * theta / data.n + 2.0 * pen * theta**2
+            total, total_grad = self._loglik_sum(theta, data)
+        value = -total / data.n + pen * np.sum(theta**2)
+        grad = -total_grad * theta / data.n + 2.0 * pen * theta**2
         if not np.isfinite(value) or not np.all(np.isfinite(grad)):
             return np.inf, np.zeros_like(log_theta)
         return value, grad
@@ -298,8 +361,10 @@ class _FittedModel:
         self._check_options()
         columns, scale = self._prepare(data_frame)
         c = self._scale_vector(scale)
-        scaled = self._scale_columns(columns, scale)
-        data = _Data(scaled)
+        # Compress once, in the data's own unit (for the reported likelihood),
+        # and fit on the same rows in the scaled unit.
+        raw = _Data(columns)
+        data = raw.transformed(lambda cols: self._scale_columns(cols, scale))
         logger.debug(
             "%s: %d customers, %d unique rows",
             self.display_name,
@@ -336,7 +401,7 @@ class _FittedModel:
         self.optimizer_status_ = status
         self.gradient_norm_ = grad_norm
         self.n_customers_ = int(data.n)
-        self.log_likelihood_ = self._total_loglik(columns)
+        self.log_likelihood_ = self._total_loglik(raw)
         self._set_information(data, log_theta, float(self.penalizer), theta)
         self._after_fit(data_frame)
         logger.info(
@@ -350,8 +415,8 @@ class _FittedModel:
     def _scale_columns(self, columns, scale):
         return columns
 
-    def _total_loglik(self, columns: dict[str, np.ndarray]) -> float:
-        data = _Data(columns)
+    def _total_loglik(self, columns: dict[str, np.ndarray] | _Data) -> float:
+        data = columns if isinstance(columns, _Data) else _Data(columns)
         theta = np.array([self.params_[n] for n in self.param_names])
         ll = self._loglik(theta, data, grad=False)
         return float(data.weights @ ll)
