@@ -277,7 +277,8 @@ def score_predictions(predicted, actual) -> dict[str, float]:
     """All the spend metrics of one model, keyed as in :data:`METRIC_NAMES`.
 
     ``bias`` is in percent; ``predicted_total`` and ``actual_total`` are the
-    sums, ``n_customers`` the count.
+    sums, ``n_customers`` the count. ``decile_mape`` is NaN for fewer than
+    10 customers.
     """
     p, a = align(predicted, actual)
     return {
@@ -286,7 +287,7 @@ def score_predictions(predicted, actual) -> dict[str, float]:
         "bias": aggregate_bias_percent(p, a),
         "spearman": spearman_correlation(p, a),
         "gini": normalized_gini(p, a),
-        "decile_mape": decile_mape(p, a),
+        "decile_mape": decile_mape(p, a) if p.size >= 10 else float("nan"),
         "top_decile_share": top_decile_share(p, a),
         "predicted_total": float(p.sum()),
         "actual_total": float(a.sum()),
