@@ -118,18 +118,24 @@ def _save(folder, purchase, spend, regressor=None, **kwargs):
     )
 
 
+def _write_signed(folder: Path, manifest: dict) -> None:
+    """Write ``manifest`` with a matching checksum, as a forger would."""
+    manifest["manifest_sha256"] = persist._manifest_digest(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
 def _rehash(folder: Path, name: str) -> None:
     """Make the manifest agree with an edited file, as a forger would."""
     manifest = json.loads((folder / "manifest.json").read_text())
     digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
     manifest["files"][name] = digest
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    _write_signed(folder, manifest)
 
 
 def _edit_manifest(folder: Path, **changes) -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest.update(changes)
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    _write_signed(folder, manifest)
 
 
 def test_save_model_writes_files_and_manifest(tmp_path, fake_models, regressor):
@@ -300,7 +306,7 @@ def test_load_model_refuses_file_name_outside_folder(tmp_path, fake_models):
     folder = _save(tmp_path / "m", *fake_models)
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["files"]["../secret"] = "0" * 64
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    _write_signed(folder, manifest)
 
     with pytest.raises(ModelFolderError, match="bad file name '../secret'"):
         load_model(folder)
@@ -676,3 +682,13 @@ def test_save_model_writes_numpy_and_dates_as_json(tmp_path, fake_models):
     assert manifest["n_rows"] == 10
     assert manifest["observation_end"] == "2021-06-30T00:00:00"
     assert manifest["fit_metrics"] == {"ll": -1.5, "grad": [0.5, 0.25]}
+
+
+def test_load_model_refuses_an_edited_manifest(tmp_path, fake_models):
+    folder = _save(tmp_path / "m", *fake_models)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["observation_end"] = "2099-01-01"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+    with pytest.raises(ModelFolderError, match="manifest .* was edited"):
+        load_model(folder)

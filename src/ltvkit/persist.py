@@ -106,6 +106,7 @@ _RESERVED = frozenset(
         "spend_model",
         "regressor",
         "files",
+        "manifest_sha256",
     }
 )
 
@@ -297,7 +298,16 @@ def _write_contents(
         "regressor": regressor_entry,
         "files": files,
     }
+    _json_bytes(manifest, "the manifest")  # refuses what JSON cannot hold
+    manifest["manifest_sha256"] = _manifest_digest(manifest)
     (tmp / MANIFEST_FILE).write_bytes(_json_bytes(manifest, "the manifest"))
+
+
+def _manifest_digest(manifest: dict[str, Any]) -> str:
+    """SHA-256 of the manifest's own entries, so that edits to it show."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    text = json.dumps(body, sort_keys=True, default=_json_default, allow_nan=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def save_model(
@@ -449,6 +459,11 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
         )
     if not isinstance(manifest.get("files"), dict):
         raise ModelFolderError(f"The manifest {path} has no 'files' map.")
+    if manifest.get("manifest_sha256") != _manifest_digest(manifest):
+        raise ModelFolderError(
+            f"The manifest {path} was edited after it was written (its checksum "
+            "does not match). Restore it, or train the model again."
+        )
     return manifest
 
 
