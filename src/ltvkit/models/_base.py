@@ -29,6 +29,17 @@ _Z95 = float(norm.ppf(0.975))
 _ACCEPT_GRAD_NORM = 1e-4
 
 
+def wsum(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``weights @ values`` over the first axis, without BLAS.
+
+    For the long, thin products of the likelihood sums a multithreaded BLAS
+    gains nothing and, on a busy machine, loses a lot waiting for its
+    threads (25 ms instead of 0.3 ms for 265,000 rows); einsum's own loop is
+    single-threaded and vectorised.
+    """
+    return np.einsum("i,i...->...", weights, values)
+
+
 class _Data:
     """Unique rows of the data with their counts (the weights of the fit).
 
@@ -283,7 +294,7 @@ class _FittedModel:
         """
         ll, g = self._loglik(theta, data, grad=True)
         w = data.weights
-        return w @ ll, w @ g
+        return wsum(w, ll), wsum(w, g)
 
     def _objective(self, log_theta, data: _Data, pen: float):
         theta = np.exp(log_theta)
@@ -419,7 +430,7 @@ class _FittedModel:
         data = columns if isinstance(columns, _Data) else _Data(columns)
         theta = np.array([self.params_[n] for n in self.param_names])
         ll = self._loglik(theta, data, grad=False)
-        return float(data.weights @ ll)
+        return float(wsum(data.weights, ll))
 
     def _set_information(self, data, log_theta, pen, theta) -> None:
         H = self._hessian(log_theta, data, pen) * data.n

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import betainc, betaln, digamma, expit, gammaln, xlogy
 
-from ltvkit.models._base import broadcast_float
+from ltvkit.models._base import broadcast_float, wsum
 from ltvkit.models._purchase import _PurchaseModel, dedup_over_customers
 from ltvkit.models._special import beta_mixture_purchases
 
@@ -107,6 +107,81 @@ class BGNBDModel(_PurchaseModel):
         g[:, 2] = d_a_x + w4 / a
         g[:, 3] = d_b_x - w4 / (b + np.maximum(x, 1.0) - 1.0)
         return ll, g
+
+    @staticmethod
+    def _sum_terms(data):
+        """Weights aggregated per distinct x and T, and the repeat buyers' rows."""
+        terms = data.cache.get("bgnbd")
+        if terms is None:
+            w = data.weights
+            x = data["x"]
+            ux, ix = data.factor("x")
+            uT, iT = data.factor("T")
+            utx, itx = data.factor("t_x")
+            rep = x > 0
+            terms = {
+                "W_x": np.bincount(ix, w, ux.size),
+                "W_T": np.bincount(iT, w, uT.size),
+                "Wx_T": np.bincount(iT, w * x, uT.size),
+                "w": w[rep],
+                "x": x[rep],
+                "ix": ix[rep],
+                "iT": iT[rep],
+                "itx": itx[rep],
+            }
+            data.cache["bgnbd"] = terms
+        return terms
+
+    def _loglik_sum(self, theta, data):
+        # The weighted sum of _loglik and its gradient, with every term that
+        # depends on one column only aggregated over that column's distinct
+        # values; only the mixture weight of the two branches is per row.
+        r, alpha, a, b = theta
+        ux = data.factor("x")[0]
+        uT = data.factor("T")[0]
+        utx = data.factor("t_x")[0]
+        k = self._sum_terms(data)
+        n = data.n
+        W_x, W_T, Wx_T = k["W_x"], k["W_T"], k["Wx_T"]
+        w, x, ix, iT, itx = k["w"], k["x"], k["ix"], k["iT"], k["itx"]
+        LT = np.log(alpha + uT)
+        Ltx = np.log(alpha + utx)
+        b_x = b + np.maximum(ux, 1.0) - 1.0
+        const_x = (
+            gammaln(r + ux)
+            + gammaln(b + ux)
+            - gammaln(a + b + ux)
+            + (gammaln(a + b) - gammaln(r) - gammaln(b) + r * np.log(alpha))
+        )
+        # d = A4 - A3 on the repeat rows; ll = const_x + A3 + softplus(d).
+        D = LT[iT] - Ltx[itx]
+        rx = r + x
+        d = rx * D + (np.log(a) - np.log(b_x))[ix]
+        e = np.exp(-np.abs(d))
+        softplus = np.maximum(d, 0.0) + np.log1p(e)
+        w4 = expit(d)
+        ww4 = w * w4
+        r_T = r * W_T + Wx_T  # sum of w (r + x) per distinct T
+        total = W_x @ const_x - r_T @ LT + wsum(w, softplus)
+
+        psi_ab = digamma(a + b)
+        psi_abx = digamma(a + b + ux)
+        W4_x = np.bincount(ix, ww4, ux.size)
+        inv_T = 1.0 / (alpha + uT)
+        inv_tx = 1.0 / (alpha + utx)
+        g = np.empty(4)
+        g[0] = (
+            W_x @ (digamma(r + ux) - digamma(r))
+            + n * np.log(alpha)
+            - W_T @ LT
+            + wsum(ww4, D)
+        )
+        g[1] = n * r / alpha - r_T @ inv_T + wsum(ww4, rx * (inv_T[iT] - inv_tx[itx]))
+        g[2] = W_x @ (psi_ab - psi_abx) + ww4.sum() / a
+        g[3] = W_x @ (psi_ab + digamma(b + ux) - digamma(b) - psi_abx) - W4_x @ (
+            1.0 / b_x
+        )
+        return total, g
 
     def conditional_probability_alive(self, frequency, recency, T) -> np.ndarray:
         """P(alive at T | x, t_x, T) (Fader, Hardie and Lee 2008, note 021).
