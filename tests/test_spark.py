@@ -252,7 +252,7 @@ def test_summarise_spark_reports_refund_only_customers(spark):
 
 
 def test_summarise_spark_collects_one_row_per_customer_only(
-    monkeypatch, cdnow_sample, cdnow_log
+    monkeypatch, spark, cdnow_sample
 ):
     from pyspark.sql.classic.dataframe import DataFrame
 
@@ -273,11 +273,59 @@ def test_summarise_spark_collects_one_row_per_customer_only(
     monkeypatch.setattr(DataFrame, "collect", counting_collect)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        rfm = summarise_spark(cdnow_log, time_unit="W")
+        log = read_transactions_spark(spark, cdnow_sample)
+        rfm = summarise_spark(log, time_unit="W")
     n_customers = cdnow_sample["customer_id"].nunique()
     assert len(rfm) == n_customers < len(cdnow_sample)
+    # Counts come back as single rows; only the summary has one per customer.
     assert max(collected) == n_customers
     assert sorted(collected)[:-1] == [1] * (len(collected) - 1)
+
+
+def test_read_transactions_spark_reads_parquet_tables_and_raw_frames(
+    spark, cdnow_sample, tmp_path
+):
+    head = cdnow_sample.head(500)
+    path = tmp_path / "log.parquet"
+    head.to_parquet(path)
+    expected = summarise(head, time_unit="W")
+    from_file = summarise_spark(
+        read_transactions_spark(spark, str(path)), time_unit="W"
+    )
+    assert_same_summary(expected, from_file)
+
+    spark.read.parquet(str(path)).createOrReplaceTempView("ltvkit_test_log")
+    from_table = read_transactions_spark(spark, "ltvkit_test_log")
+    assert from_table.count() == len(head)
+    # A raw frame with the default column names is read on the way in.
+    raw = spark.table("ltvkit_test_log")
+    assert_same_summary(expected, summarise_spark(raw, time_unit="W"))
+    with pytest.raises(DataError, match="neither a file"):
+        read_transactions_spark(spark, "no_such_table_or_file")
+
+
+def test_read_transactions_spark_infers_day_first_dates_like_local(spark):
+    log = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b"],
+            "date": ["13/01/2021", "02/03/2021", "05/01/2021"],
+            "amount": [1.0, 2.0, 3.0],
+        }
+    )
+    expected, got, _ = run_both(
+        summarise,
+        summarise_spark,
+        read_transactions(log),
+        read_transactions_spark(spark, log),
+    )
+    assert_same_summary(expected, got)
+    assert got.loc["a", "recency"] == 48.0  # 13 January to 2 March
+    ambiguous = log.assign(date=["01/02/2021", "03/04/2021", "05/06/2021"])
+    with pytest.raises(DataError) as local_error:
+        read_transactions(ambiguous)
+    with pytest.raises(DataError, match="day-first or month-first") as spark_error:
+        read_transactions_spark(spark, ambiguous)
+    assert str(spark_error.value) == str(local_error.value)
 
 
 @pytest.fixture(scope="module")
