@@ -62,7 +62,7 @@ def sample_model(sample_csv, tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("command", ["train", "score", "cdnow", "simulate"])
+@pytest.mark.parametrize("command", ["train", "score", "evaluate", "cdnow", "simulate"])
 def test_cli_help_shows_an_example(command):
     result = run(command, "--help")
     assert result.exit_code == 0
@@ -266,3 +266,32 @@ def test_cli_simulate_then_train_and_score_with_segments(tmp_path):
     table = pd.read_csv(segments)
     assert table["customers_acquired"].sum() == 3000
     assert table["flag"].isin(["profitable", "below_target", "unprofitable"]).all()
+
+
+def test_cli_evaluate_writes_a_report_folder(sample_csv, tmp_path):
+    out = tmp_path / "report"
+    args = [
+        "evaluate",
+        "-t",
+        str(sample_csv),
+        "--calibration-end",
+        "1997-09-30",
+        "--observation-end",
+        "1998-06-30",
+        "--candidates",
+        "bgnbd_gg,population_mean",
+        "--out",
+        str(out),
+    ]
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    names = [m["name"] for m in metrics["models"]]
+    assert names == ["bgnbd_gg", "population_mean"]
+    bgnbd = metrics["models"][0]
+    assert bgnbd["rmse"] == pytest.approx(72.3, abs=0.05)
+    assert bgnbd["gini"] == pytest.approx(0.638, abs=0.0005)
+    assert "best on rmse_within_bias: bgnbd_gg" in result.output
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 2
+    assert "--force" in again.output

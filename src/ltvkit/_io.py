@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -31,6 +32,36 @@ def atomic_path(path: str | os.PathLike):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike, *, replace: bool = False):
+    """Yield a temporary folder beside ``path``; move it into place on success.
+
+    With ``replace``, an existing ``path`` is swapped out only once the new
+    folder is complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(
+        tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    )
+    try:
+        yield tmp
+        if path.exists() and replace:
+            old = Path(
+                tempfile.mkdtemp(
+                    prefix=f".{path.name}.", suffix=".old", dir=path.parent
+                )
+            )
+            os.replace(path, old / path.name)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def check_table_suffix(path: str | os.PathLike) -> str:

@@ -382,6 +382,73 @@ def score(ctx, model_dir, out, quiet, debug, **kw) -> None:
 
 
 @main.command()
+@_log_options
+@click.option("--calibration-end", required=True, help="Last ISO day of calibration.")
+@click.option(
+    "--observation-end",
+    default=None,
+    help="Last ISO day of the holdout. [default: latest date]",
+)
+@click.option(
+    "--time-unit", default="W", show_default=True, help="Unit of the models' time."
+)
+@click.option(
+    "--candidates",
+    default=None,
+    help="Comma-separated candidates to run. [default: all]",
+)
+@click.option(
+    "--criterion",
+    default="rmse_within_bias",
+    show_default=True,
+    help="How the best candidate is chosen (rmse_within_bias, rank_sum, ...).",
+)
+@click.option("--out", "-o", required=True, help="Report folder to write.")
+@click.option("--force", is_flag=True, help="Replace an existing report folder.")
+@_common
+@click.pass_context
+def evaluate(ctx, out, quiet, debug, **kw) -> None:
+    """Backtest every model on a holdout period and write a report folder.
+
+    Each candidate is fitted on the calibration period only and scored on the
+    customers' holdout spend: MAE, RMSE, bias, Spearman, normalized Gini,
+    decile MAPE and top-decile share. The folder holds metrics.json,
+    metrics.csv and PNG plots.
+
+    \b
+    Example:
+      ltvkit evaluate --transactions cdnow_sample.csv --time-unit W \\
+          --calibration-end 1997-09-30 --observation-end 1998-06-30 --out report
+    """
+    _start(ctx, quiet, debug)
+    from .evaluate import choose_best, run_backtest, write_report
+
+    out_path = Path(out)
+    if out_path.exists() and not kw["force"]:
+        raise click.UsageError(
+            f"{out_path} exists; pass --force to replace it, or choose another --out."
+        )
+    names = kw["candidates"].split(",") if kw["candidates"] else None
+    tx = _read(kw)
+    result = run_backtest(
+        tx,
+        calibration_end=kw["calibration_end"],
+        observation_end=kw["observation_end"],
+        time_unit=kw["time_unit"],
+        candidates=names,
+        progress=not quiet and sys.stderr.isatty(),
+    )
+    best = choose_best(result, criterion=kw["criterion"])
+    with _io.atomic_folder(out_path, replace=kw["force"]) as tmp:
+        write_report(result, tmp, criterion=kw["criterion"])
+    columns = ["mae", "rmse", "bias", "spearman", "gini", "decile_mape"]
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        click.echo(result.metrics[columns].round(3).to_string())
+    click.echo(f"best on {kw['criterion']}: {best}")
+    click.echo(f"report -> {out_path}")
+
+
+@main.command()
 @click.option(
     "--kind",
     type=click.Choice(["master", "sample"]),
