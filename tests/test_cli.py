@@ -295,3 +295,33 @@ def test_cli_evaluate_writes_a_report_folder(sample_csv, tmp_path):
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 2
     assert "--force" in again.output
+
+
+def test_cli_train_records_the_backtest_in_the_manifest(sample_model):
+    manifest = json.loads((sample_model / "manifest.json").read_text())
+    report = manifest["fit_metrics"]["backtest"]
+    assert report["calibration_end"] == "1997-05-17"  # middle of the log
+    assert set(report["models"]) == {"bgnbd_gg", "mbgnbd_gg", "paretonbd_gg"}
+    assert manifest["fit_metrics"]["backtest_of_model"] == report["models"]["bgnbd_gg"]
+
+
+def test_cli_train_auto_takes_the_backtest_choice(sample_csv, tmp_path):
+    folder = tmp_path / "auto"
+    result = run(
+        "train",
+        "-t",
+        str(sample_csv),
+        "--time-unit",
+        "W",
+        "--observation-end",
+        "1997-09-30",
+        "--model",
+        "auto",
+        "--no-regressor",
+        "--out",
+        str(folder),
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((folder / "manifest.json").read_text())
+    chosen = manifest["fit_metrics"]["backtest"]["chosen"]
+    assert manifest["purchase_model"] == chosen.removesuffix("_gg")

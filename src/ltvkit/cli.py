@@ -193,10 +193,20 @@ def main() -> None:
 @click.option(
     "--model",
     "model_kind",
-    type=click.Choice(["bgnbd", "mbgnbd", "paretonbd"]),
+    type=click.Choice(["bgnbd", "mbgnbd", "paretonbd", "auto"]),
     default="bgnbd",
     show_default=True,
-    help="Purchase model.",
+    help="Purchase model; 'auto' takes the best in the backtest.",
+)
+@click.option(
+    "--no-backtest",
+    is_flag=True,
+    help="Skip the backtest whose metrics go into the manifest.",
+)
+@click.option(
+    "--calibration-end",
+    default=None,
+    help="End of the backtest's calibration. [default: middle of the log]",
 )
 @click.option(
     "--observation-end",
@@ -255,9 +265,18 @@ def train(ctx, out, quiet, debug, **kw) -> None:
         penalizer=kw["penalizer"],
         regressor=not kw["no_regressor"],
         horizon_months=kw["horizon_months"],
+        backtest=not kw["no_backtest"],
+        calibration_end=kw["calibration_end"],
     )
     folder = save_trained(trained, out_path, force=kw["force"])
     click.echo(f"model folder: {folder}")
+    report = trained.metrics.get("backtest", {})
+    if report.get("models"):
+        table = pd.DataFrame(report["models"]).T.round(3)
+        click.echo(
+            f"backtest, calibration to {report['calibration_end']}, holdout to "
+            f"{report['observation_end']}:\n{table.to_string()}"
+        )
     click.echo(trained.purchase_model.summary().to_string())
     click.echo(trained.spend_model.summary().to_string())
 

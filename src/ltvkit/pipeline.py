@@ -171,6 +171,47 @@ def _fit_regressor(tx: Transactions, options: dict, end: str, horizon_months: in
         return None
 
 
+def _backtest(tx, options, end, calibration_end, criterion) -> dict:
+    """Backtest the purchase models; a summary for the manifest.
+
+    A backtest that cannot run (a log too short to split) is reported, with
+    a warning, instead of stopping the training.
+    """
+    from .evaluate import choose_best, run_backtest
+
+    first_day = tx.date_range()[0]
+    end_day = pd.Timestamp(end)
+    if calibration_end is None:
+        calibration_end = (first_day + (end_day - first_day) / 2).normalize()
+    candidates = [f"{name}_gg" for name in PURCHASE_MODELS]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataQualityWarning)
+            result = run_backtest(
+                tx,
+                calibration_end=calibration_end,
+                observation_end=end_day,
+                time_unit=options["time_unit"],
+                candidates=candidates,
+            )
+        chosen = choose_best(result, criterion=criterion)
+    except (DataError, ConfigError) as exc:
+        warnings.warn(f"The backtest was skipped: {exc}", LtvkitWarning, stacklevel=3)
+        return {"skipped": str(exc)}
+    columns = ["mae", "rmse", "bias", "spearman", "gini", "decile_mape"]
+    table = result.metrics[columns].astype(float)
+    return {
+        "calibration_end": str(pd.Timestamp(calibration_end).date()),
+        "observation_end": str(end_day.date()),
+        "criterion": criterion,
+        "chosen": chosen,
+        "models": {
+            name: {k: (None if pd.isna(v) else float(v)) for k, v in row.items()}
+            for name, row in table.iterrows()
+        },
+    }
+
+
 def train(
     tx: Transactions,
     *,
@@ -184,6 +225,9 @@ def train(
     penalizer: float = 0.0,
     regressor: bool = True,
     horizon_months: int = 12,
+    backtest: bool = True,
+    calibration_end=None,
+    criterion: str = "rmse_within_bias",
 ) -> TrainedModel:
     """Summarise ``tx`` and fit the purchase, spend and regressor models.
 
@@ -193,23 +237,36 @@ def train(
         The log, from :func:`ltvkit.read_transactions`.
     time_unit, period, observation_end, refunds, zero_amounts, duplicates
         Summary rules, as in :func:`ltvkit.summarise`.
-    model : {"bgnbd", "mbgnbd", "paretonbd"}, default="bgnbd"
-        The purchase model.
+    model : {"bgnbd", "mbgnbd", "paretonbd", "auto"}, default="bgnbd"
+        The purchase model; ``"auto"`` takes the one that does best in the
+        backtest on ``criterion``.
     penalizer : float, default=0.0
         L2 penalty on the log-parameters of both probabilistic models.
     regressor : bool, default=True
         Whether to train the scikit-learn spend regressor too.
     horizon_months : int, default=12
         Window the regressor learns to predict (months of 365.25 / 12 days).
+    backtest : bool, default=True
+        Before the final fit, backtest the purchase models (each with
+        Gamma-Gamma) by :func:`ltvkit.evaluate.run_backtest` and keep the
+        metrics in ``metrics["backtest"]``. Needed for ``model="auto"``.
+    calibration_end : date-like, optional
+        End of the backtest's calibration period; default the middle day of
+        the log up to the observation end.
+    criterion : str, default="rmse_within_bias"
+        How ``model="auto"`` chooses; see :func:`ltvkit.evaluate.choose_best`.
 
     Returns
     -------
     TrainedModel
     """
-    if model not in PURCHASE_MODELS:
+    if model not in (*PURCHASE_MODELS, "auto"):
         raise ConfigError(
-            f"model must be one of {', '.join(PURCHASE_MODELS)}; got {model!r}."
+            f"model must be one of {', '.join(PURCHASE_MODELS)} or 'auto'; got "
+            f"{model!r}."
         )
+    if model == "auto" and not backtest:
+        raise ConfigError("model='auto' chooses by a backtest; do not turn it off.")
     rfm = summarise(
         tx,
         time_unit=time_unit,
@@ -233,6 +290,17 @@ def train(
             "so repeat-purchase models cannot be fitted. A longer log is needed."
         )
 
+    backtest_report = None
+    if backtest:
+        backtest_report = _backtest(tx, options, end, calibration_end, criterion)
+        if model == "auto":
+            if backtest_report.get("chosen") is None:
+                raise DataError(
+                    "model='auto' needs a backtest, and it could not run: "
+                    f"{backtest_report['skipped']}. Name the model instead."
+                )
+            model = backtest_report["chosen"].removesuffix("_gg")
+            logger.info("backtest chose %s on %s", model, criterion)
     purchase_model = PURCHASE_MODELS[model](penalizer=penalizer).fit(rfm)
     spend_model = fit_spend_model(rfm, penalizer=penalizer)
     fitted_regressor = None
@@ -245,6 +313,11 @@ def train(
         "purchase_log_likelihood": float(purchase_model.log_likelihood_),
         "spend_log_likelihood": float(spend_model.log_likelihood_),
     }
+    if backtest_report is not None:
+        metrics["backtest"] = backtest_report
+        chosen = backtest_report.get("models", {}).get(f"{model}_gg")
+        if chosen is not None:
+            metrics["backtest_of_model"] = chosen
     logger.info("trained %s + Gamma-Gamma on %d customers", model, len(rfm))
     fingerprint, n_rows = data_fingerprint(tx, end)
     return TrainedModel(
