@@ -18,6 +18,13 @@ are summed). Differences, by design:
 * ``date_format`` takes the ``strptime`` directives listed in
   :func:`strptime_to_java`, not all of them.
 
+Known limits: the summary is collected to the driver (one row per customer),
+so tens of millions of customers need a large driver; row numbers in error
+messages follow Spark's reading order, which is the file's order only for a
+single file; weekly periods before 1970-01-05 are misnumbered, as in the
+local engine (see :func:`_period_column`); only classic (not Spark Connect)
+sessions are tested.
+
 This module needs ``pyspark`` (``pip install ltvkit[spark]``).
 """
 
@@ -29,6 +36,7 @@ import sys
 import warnings
 from functools import cache
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
@@ -45,6 +53,9 @@ from .load import (
     _resolve_paths,
 )
 from .summary import _customers_frame, _Rules, _rules, _to_day
+
+if TYPE_CHECKING:
+    from .value import PurchaseModel, SpendModel
 
 try:
     from pyspark.sql import Column, SparkSession, Window
@@ -341,7 +352,7 @@ def _examples(parsed: SparkDataFrame, cond: Column) -> str:
 
 def read_transactions_spark(
     spark: SparkSession,
-    source,
+    source: SparkDataFrame | pd.DataFrame | str | os.PathLike,
     *,
     customer_id_col: str = "customer_id",
     date_col: str = "date",
@@ -832,8 +843,9 @@ def summarise_calibration_holdout_spark(
     ----------
     sdf : pyspark.sql.DataFrame
         As in :func:`summarise_spark`.
-    calibration_end, observation_end, time_unit, period, refunds, zero_amounts, \
-duplicates
+    calibration_end, observation_end, time_unit, period, refunds
+        As in :func:`ltvkit.summarise_calibration_holdout`.
+    zero_amounts, duplicates
         As in :func:`ltvkit.summarise_calibration_holdout`.
 
     Returns
@@ -960,9 +972,9 @@ def _spark_type(dtype) -> str:
 
 
 def score_spark(
-    rfm,
-    purchase_model,
-    spend_model,
+    rfm: pd.DataFrame | SparkDataFrame,
+    purchase_model: PurchaseModel,
+    spend_model: SpendModel,
     *,
     time_unit: str,
     horizon_months: int = 12,
@@ -1108,11 +1120,7 @@ def score_spark(
                 scores[c] = scores[c].dt.date
             yield scores
 
-    logger.info(
-        "scoring on Spark over %d partitions, horizon %s months",
-        sdf.rdd.getNumPartitions(),
-        horizon_months,
-    )
+    logger.info("scoring on Spark, horizon %s months", horizon_months)
     return sdf.mapInPandas(score_batches, schema)
 
 
