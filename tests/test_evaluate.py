@@ -13,6 +13,7 @@ from ltvkit import read_transactions
 from ltvkit.errors import ConfigError, DataError, LtvkitWarning
 from ltvkit.evaluate import (
     CANDIDATES,
+    OUT_OF_FOLD_FILE,
     REPORT_FILES,
     BacktestResult,
     aggregate_bias_percent,
@@ -222,7 +223,11 @@ def test_run_backtest_unknown_candidate(cdnow_sample):
 
 
 def test_run_backtest_inner_cutoff_outside_calibration(cdnow_sample):
-    with pytest.raises(ConfigError, match="inner_cutoff must fall inside"):
+    with (
+        warnings.catch_warnings(),
+        pytest.raises(ConfigError, match="inner_cutoff must fall inside"),
+    ):
+        warnings.simplefilter("ignore", LtvkitWarning)
         run_backtest(
             cdnow_sample,
             calibration_end=CAL_END,
@@ -381,3 +386,27 @@ def test_write_report_files_and_json(sample_backtest, tmp_path):
     csv = pd.read_csv(paths["metrics.csv"], index_col="model")
     assert csv.loc["bgnbd_gg", "rmse"] == pytest.approx(72.3, abs=0.05)
     assert paths["gain_curve.png"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_out_of_fold_view_is_labelled_and_kept_apart(cdnow_sample, tmp_path):
+    tx = read_transactions(cdnow_sample)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LtvkitWarning)
+        result = run_backtest(
+            tx,
+            calibration_end=CAL_END,
+            observation_end=OBS_END,
+            candidates=["bgnbd_gg"],
+            out_of_fold_view=True,
+        )
+    oof = result.out_of_fold_metrics
+    assert oof.index.tolist() == ["oof_hybrid_features", "oof_regressor_features"]
+    assert oof["label"].str.contains("out of fold on the holdout").all()
+    assert result.metrics.index.tolist() == ["bgnbd_gg"]
+    assert result.metrics.loc["bgnbd_gg", "rmse"] == pytest.approx(72.3, abs=0.05)
+    with pytest.warns(LtvkitWarning, match="No candidate has"):
+        paths = write_report(result, tmp_path)
+    doc = json.loads(paths["metrics.json"].read_text())
+    assert [m["name"] for m in doc["models"]] == ["bgnbd_gg"]
+    assert "not honest" in doc["out_of_fold_view"]["note"]
+    assert paths[OUT_OF_FOLD_FILE].is_file()

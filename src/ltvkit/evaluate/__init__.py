@@ -8,7 +8,8 @@ by customer. :func:`write_report` writes the metrics and plots to a folder;
 
 Modules: :mod:`.metrics` (the scores), :mod:`.candidates` (the models and
 the calibration-only view they read), :mod:`.backtest` (the run and the
-choice) and :mod:`.report` (files).
+choice), :mod:`.report` (files) and :mod:`.literature` (a second view, not
+honest, of regressors fitted out of fold on the holdout).
 """
 
 from .backtest import (
@@ -27,6 +28,7 @@ from .candidates import (
     CandidatePrediction,
     hybrid_features,
 )
+from .literature import OUT_OF_FOLD_LABEL, out_of_fold_view
 from .metrics import (
     METRIC_NAMES,
     aggregate_bias_percent,
@@ -41,7 +43,7 @@ from .metrics import (
     spearman_correlation,
     top_decile_share,
 )
-from .report import REPORT_FILES, write_report
+from .report import OUT_OF_FOLD_FILE, REPORT_FILES, write_report
 
 __all__ = [
     "BASELINES",
@@ -50,6 +52,8 @@ __all__ = [
     "HYBRID_FEATURES",
     "MAX_ABS_BIAS_PERCENT",
     "METRIC_NAMES",
+    "OUT_OF_FOLD_FILE",
+    "OUT_OF_FOLD_LABEL",
     "REPORT_FILES",
     "BacktestResult",
     "CalibrationData",
@@ -63,6 +67,7 @@ __all__ = [
     "hybrid_features",
     "mean_absolute_error",
     "normalized_gini",
+    "out_of_fold_view",
     "purchases_by_frequency_table",
     "root_mean_squared_error",
     "run_backtest",

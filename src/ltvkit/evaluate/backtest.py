@@ -80,6 +80,9 @@ class BacktestResult:
         ``calibration_end``, ``observation_end``, ``time_unit``,
         ``horizon`` (in ``time_unit``), ``inner_cutoff``, ``n_customers``,
         ``candidates``.
+    out_of_fold_metrics, out_of_fold_predictions : pandas.DataFrame or None
+        The second, not honest, view of
+        :func:`ltvkit.evaluate.literature.out_of_fold_view`, when asked for.
     """
 
     metrics: pd.DataFrame
@@ -89,6 +92,8 @@ class BacktestResult:
     cumulative_purchases: pd.DataFrame
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    out_of_fold_metrics: pd.DataFrame | None = None
+    out_of_fold_predictions: pd.DataFrame | None = None
 
     def label(self, name: str) -> str:
         """The display label of candidate ``name``."""
@@ -237,6 +242,7 @@ def run_backtest(
     candidates: Sequence[str] | None = None,
     inner_cutoff=None,
     random_state: int = 0,
+    out_of_fold_view: bool = False,
     progress: bool = False,
 ) -> BacktestResult:
     """Fit candidates on a calibration period and score them on the holdout.
@@ -262,6 +268,11 @@ def run_backtest(
         ``calibration_end``.
     random_state : int, default=0
         Seed of the cross-validation folds and of the tree models.
+    out_of_fold_view : bool, default=False
+        Also score regressors fitted out of fold, by customer, on the holdout
+        spend itself (see :mod:`ltvkit.evaluate.literature`): a view for
+        comparison with published figures, which breaks the honesty rule and
+        is kept apart from ``metrics``.
     progress : bool, default=False
         Show a progress bar over the candidates on stderr.
 
@@ -369,6 +380,11 @@ def run_backtest(
             rows[-1]["bias"],
         )
     metrics = pd.DataFrame(rows).set_index("model")
+    oof_metrics = oof_predictions = None
+    if out_of_fold_view:
+        from .literature import out_of_fold_view as _view
+
+        oof_metrics, oof_predictions = _view(data, actual)
 
     return BacktestResult(
         metrics=metrics,
@@ -389,6 +405,8 @@ def run_backtest(
             "candidates": names,
             "random_state": random_state,
         },
+        out_of_fold_metrics=oof_metrics,
+        out_of_fold_predictions=oof_predictions,
     )
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .backtest import CRITERIA, BacktestResult, choose_best
 
-__all__ = ["REPORT_FILES", "write_report"]
+__all__ = ["OUT_OF_FOLD_FILE", "REPORT_FILES", "write_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,9 @@ REPORT_FILES: dict[str, str] = {
     "deciles.png": "decile chart, one panel per model",
     "gain_curve.png": "gain curves of every model",
 }
+
+#: Written only when the backtest ran with ``out_of_fold_view=True``.
+OUT_OF_FOLD_FILE = "metrics_out_of_fold.csv"
 
 
 def _json_ready(value):
@@ -73,7 +76,10 @@ def write_report(
     ``name``, ``label``, ``mae``, ``rmse``, ``bias`` (percent), ``spearman``,
     ``gini``, ``decile_mape``, ``top_decile_share``, ``predicted_total``,
     ``actual_total``, ``n_customers`` and ``details``. Missing values (a
-    constant prediction has no Spearman correlation) are ``null``.
+    constant prediction has no Spearman correlation) are ``null``. With the
+    out-of-fold view, ``out_of_fold_view`` holds a ``note`` and its
+    ``models``, and :data:`OUT_OF_FOLD_FILE` its table; they are never used
+    to choose.
     """
     # Plots sit above evaluate in the package's layout; import them here only.
     # Figures are made without pyplot, so no backend or global state is touched.
@@ -98,6 +104,16 @@ def write_report(
         "chosen": chosen,
         "models": models,
     }
+    oof = result.out_of_fold_metrics
+    if oof is not None:
+        from .literature import __doc__ as note
+
+        doc["out_of_fold_view"] = {
+            "note": " ".join(note.split()),
+            "models": [{"name": n, **r.to_dict()} for n, r in oof.iterrows()],
+        }
+        paths[OUT_OF_FOLD_FILE] = out / OUT_OF_FOLD_FILE
+        oof.to_csv(paths[OUT_OF_FOLD_FILE], float_format="%.6g")
     paths["metrics.json"].write_text(
         json.dumps(_json_ready(doc), indent=2, allow_nan=False) + "\n"
     )
