@@ -252,3 +252,18 @@ def test_summarise_calibration_end_after_observation_end_is_an_error():
 def test_summarise_case_params_files_are_valid_json(cases):
     for path in cases.glob("*/params.json"):
         assert isinstance(json.loads(path.read_text()), dict)
+
+
+def test_summarise_weeks_before_1970_are_whole_weeks():
+    # 1969-12-22 and 1969-12-28 are Monday and Sunday of one week.
+    log = frame(
+        [
+            ("a", "1969-12-22", 1.0),
+            ("a", "1969-12-28", 2.0),
+            ("a", "1970-01-01", 4.0),
+            ("a", "1970-01-05", 8.0),
+        ]
+    )
+    weekly = summarise(log, period="W")
+    assert weekly.loc["a", ["frequency", "recency", "T"]].tolist() == [2, 2.0, 2.0]
+    assert weekly["n_transactions"].dtype == "int64"

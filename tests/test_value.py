@@ -341,12 +341,13 @@ def test_clv_rejects_bad_data(bg, gg):
     ):
         clv(bg, gg, [1, 2], [1.0], [2.0], [10.0], time_unit="W")
     with pytest.raises(
-        DataError, match=r"recency is missing or infinite for 1 customers \(1\)"
+        DataError, match=r"'recency' has NaN or infinite values for 1 customers \(1\)"
     ):
         clv(bg, gg, [1, 1], [1.0, np.nan], [2.0, 2.0], [10.0, 1.0], time_unit="W")
     with pytest.raises(
         DataError,
-        match=r"frequency < 0 for 1 customers \(1\); recency > T for 1 customers \(0\)",
+        match=r"'frequency' has negative values for 1 customers \(1\); "
+        r"'recency' is larger than 'T' for 1 customers \(0\)",
     ):
         clv(bg, gg, [1, -1], [3.0, 0.0], [2.0, 2.0], [10.0, 1.0], time_unit="W")
 
@@ -419,7 +420,9 @@ def test_score_customers_missing_columns(bg, gg, rfm):
 
 def test_score_customers_reports_bad_rows_by_customer_id(bg, gg, rfm):
     rfm.loc["c6", "recency"] = 50.0
-    with pytest.raises(DataError, match=r"recency > T for 1 customers \(c6\)"):
+    with pytest.raises(
+        DataError, match=r"'recency' is larger than 'T' for 1 customers \(c6\)"
+    ):
         score_customers(rfm, bg, gg, time_unit="W")
 
 

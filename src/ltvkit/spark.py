@@ -530,11 +530,9 @@ def _period_column(period: str, day: Column) -> Column:
     if period == "D":
         return F.datediff(day, F.lit("1970-01-01").cast("date"))
     if period == "W":
-        # 1970-01-05 is a Monday. The cast truncates towards zero, as DuckDB's
-        # integer `//` in summary._period_index does, so that both engines
-        # agree (and share the misnumbering of weeks before 1970-01-05).
+        # 1970-01-05 is a Monday; weeks before it get negative indexes.
         days = F.datediff(day, F.lit("1970-01-05").cast("date"))
-        return (days / 7).cast("int")
+        return F.floor(days / 7)
     if period == "M":
         return F.year(day) * 12 + F.month(day) - 1
     return F.year(day) * 4 + F.quarter(day) - 1
@@ -545,7 +543,7 @@ def _period_value(period: str, day: pd.Timestamp) -> int:
     if period == "D":
         return (day - pd.Timestamp("1970-01-01")).days
     if period == "W":
-        return int((day - pd.Timestamp("1970-01-05")).days / 7)
+        return (day - pd.Timestamp("1970-01-05")).days // 7
     if period == "M":
         return day.year * 12 + day.month - 1
     return day.year * 4 + day.quarter - 1

@@ -126,7 +126,8 @@ def _period_index(period: str, column: str) -> str:
         return f"date_diff('day', DATE '1970-01-01', {column})"
     if period == "W":
         # 1970-01-05 is a Monday: weeks run Monday to Sunday.
-        return f"(date_diff('day', DATE '1970-01-05', {column}) // 7)"
+        days = f"date_diff('day', DATE '1970-01-05', {column})"
+        return f"CAST(floor({days} / 7) AS BIGINT)"
     if period == "M":
         return f"(year({column}) * 12 + month({column}) - 1)"
     return f"(year({column}) * 4 + quarter({column}) - 1)"
@@ -386,7 +387,7 @@ def summarise(
                coalesce(avg(total) FILTER (WHERE p > p0), 0.0) AS monetary_value,
                sum(total) AS total_spend,
                min(first_day) AS first_purchase,
-               sum(n_rows) AS n_transactions,
+               CAST(sum(n_rows) AS BIGINT) AS n_transactions,
                arg_min(segment, (first_ts, segment)) AS segment
         FROM o JOIN f USING (customer_id)
         GROUP BY customer_id, p0

@@ -135,14 +135,15 @@ def _as_arrays(frequency, recency, T, monetary_value, index=None):
         bad = ~np.isfinite(a)
         if bad.any():
             problems.append(
-                f"{name} is missing or infinite for {int(bad.sum())} customers "
-                f"({format_examples(labels[bad])})"
+                f"'{name}' has NaN or infinite values for {int(bad.sum())} "
+                f"customers ({format_examples(labels[bad])})"
             )
     f, r, t, _ = arrays
     for name, bad in (
-        ("frequency < 0", f < 0),
-        ("recency < 0", r < 0),
-        ("recency > T", r > t * (1 + 1e-12) + 1e-12),
+        ("'frequency' has negative values", f < 0),
+        ("'recency' has negative values", r < 0),
+        ("'T' has negative values", t < 0),
+        ("'recency' is larger than 'T'", r > t * (1 + 1e-12) + 1e-12),
     ):
         if bad.any():
             problems.append(
