@@ -410,3 +410,38 @@ def test_out_of_fold_view_is_labelled_and_kept_apart(cdnow_sample, tmp_path):
     assert [m["name"] for m in doc["models"]] == ["bgnbd_gg"]
     assert "not honest" in doc["out_of_fold_view"]["note"]
     assert paths[OUT_OF_FOLD_FILE].is_file()
+
+
+def _small_log(n_customers: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_customers):
+        first = pd.Timestamp("2020-01-01") + pd.Timedelta(days=int(rng.integers(0, 60)))
+        days = np.sort(rng.integers(0, 700, size=int(rng.integers(1, 8))))
+        days[0] = 0
+        for d in days:
+            amount = float(rng.gamma(4.0, 10.0))
+            rows.append((f"c{i:03d}", first + pd.Timedelta(days=int(d)), amount))
+    return pd.DataFrame(rows, columns=["customer_id", "date", "amount"])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # models' standard errors
+@pytest.mark.filterwarnings("ignore::ltvkit.errors.DataQualityWarning")
+def test_candidates_that_cannot_be_fitted_are_skipped_with_a_warning():
+    tx = read_transactions(_small_log(40))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LtvkitWarning)
+        result = run_backtest(tx, calibration_end="2021-01-31", time_unit="W")
+    messages = [str(w.message) for w in caught]
+    assert any("candidate 'hybrid' was skipped" in m for m in messages)
+    assert "hybrid" not in result.metrics.index
+    assert "bgnbd_gg" in result.metrics.index
+    assert "hybrid" in result.settings["skipped"]
+
+
+def test_a_candidate_asked_for_by_name_raises():
+    tx = read_transactions(_small_log(40))
+    with pytest.raises(DataError, match="the hybrid needs at least 50"):
+        run_backtest(
+            tx, calibration_end="2021-01-31", time_unit="W", candidates=["hybrid"]
+        )

@@ -13,7 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, DataError, LtvkitWarning
+from ..errors import (
+    ConfigError,
+    ConvergenceError,
+    DataError,
+    LtvkitWarning,
+    ModelError,
+)
 from ..load import Transactions, read_transactions
 from ..summary import days_per_unit, summarise_calibration_holdout
 from .candidates import BASELINES, CANDIDATES, CalibrationData, predict_candidate
@@ -79,7 +85,8 @@ class BacktestResult:
     settings : dict
         ``calibration_end``, ``observation_end``, ``time_unit``,
         ``horizon`` (in ``time_unit``), ``inner_cutoff``, ``n_customers``,
-        ``candidates``.
+        ``candidates`` (asked for), ``random_state`` and ``skipped`` (the
+        candidates that could not be fitted, with the reason).
     out_of_fold_metrics, out_of_fold_predictions : pandas.DataFrame or None
         The second, not honest, view of
         :func:`ltvkit.evaluate.literature.out_of_fold_view`, when asked for.
@@ -259,7 +266,10 @@ def run_backtest(
         Unit of recency, T and the horizon of the purchase models.
     candidates : sequence of str, optional
         Names among :data:`~ltvkit.evaluate.candidates.CANDIDATES`; default
-        all of them.
+        all of them. With the default, a candidate that cannot be fitted on
+        the data (too few customers before the inner cut-off, say) is
+        skipped with a :class:`~ltvkit.errors.LtvkitWarning`; a candidate
+        asked for by name raises instead.
     inner_cutoff : date-like, optional
         End of the features of the window the regressor, the hybrid and the
         blend learn on (the target is the spend after it up to
@@ -285,7 +295,8 @@ def run_backtest(
     ConfigError
         Unknown candidates, or an inner cut-off outside the calibration period.
     DataError
-        As :func:`ltvkit.summarise_calibration_holdout`.
+        As :func:`ltvkit.summarise_calibration_holdout`; or when no
+        candidate can be fitted.
 
     Notes
     -----
@@ -357,8 +368,22 @@ def run_backtest(
     actual = split["spend_holdout"]
     predictions = pd.DataFrame({"actual": actual})
     rows, details, expected, models = [], {}, {}, {}
+    skipped: dict[str, str] = {}
     for name in iterator:
-        pred = predict_candidate(data, name)
+        try:
+            pred = predict_candidate(data, name)
+        except (DataError, ModelError, ConvergenceError) as exc:
+            # With the default list, one model that cannot be fitted on these
+            # data (a short log, no repeat buyers) must not stop the others.
+            if candidates is not None:
+                raise
+            skipped[name] = str(exc)
+            warnings.warn(
+                f"Backtest candidate {name!r} was skipped: {exc}",
+                LtvkitWarning,
+                stacklevel=2,
+            )
+            continue
         spend = pred.spend.reindex(actual.index)
         if spend.isna().any():
             raise DataError(
@@ -378,6 +403,11 @@ def run_backtest(
             rows[-1]["rmse"],
             rows[-1]["gini"],
             rows[-1]["bias"],
+        )
+    if not rows:
+        raise DataError(
+            "No backtest candidate could be fitted on the calibration period: "
+            + "; ".join(f"{n}: {m}" for n, m in skipped.items())
         )
     metrics = pd.DataFrame(rows).set_index("model")
     oof_metrics = oof_predictions = None
@@ -404,6 +434,7 @@ def run_backtest(
             "n_customers": len(split),
             "candidates": names,
             "random_state": random_state,
+            "skipped": skipped,
         },
         out_of_fold_metrics=oof_metrics,
         out_of_fold_predictions=oof_predictions,

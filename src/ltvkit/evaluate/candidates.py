@@ -58,6 +58,9 @@ CANDIDATES: dict[str, str] = {
 #: Yardsticks, not models one would deploy; :func:`choose_best` skips them.
 BASELINES: tuple[str, ...] = ("calibration_spend", "population_mean")
 
+#: Fewest customers with a purchase by the inner cut-off the hybrid accepts.
+MIN_HYBRID_CUSTOMERS = 50
+
 #: Penalties of the hybrid's Poisson GLM tried by cross-validation.
 GLM_ALPHAS: tuple[float, ...] = (1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
 
@@ -365,13 +368,15 @@ def _clone(est):
 def _fit_hybrid(data: CalibrationData) -> dict[str, Any]:
     def make():
         inner, end = data.inner_cutoff, data.calibration_end
-        X_train = hybrid_features(data, inner)
-        if len(X_train) < 50:
+        n_customers = len(data.rfm(inner))
+        if n_customers < MIN_HYBRID_CUSTOMERS:
             raise DataError(
-                f"Only {len(X_train)} customers bought by the inner cut-off "
-                f"{inner.date()}; the hybrid needs at least 50. Use a later "
-                "calibration end or a shorter inner window."
+                f"Only {n_customers} customers bought by the inner cut-off "
+                f"{inner.date()}; the hybrid needs at least "
+                f"{MIN_HYBRID_CUSTOMERS}. Use a later calibration end or a "
+                "shorter inner window (inner_cutoff=)."
             )
+        X_train = hybrid_features(data, inner)
         spend = data.target(inner).reindex(X_train.index, fill_value=0.0)
         y = spend.clip(lower=0.0).to_numpy() / data.inner_window
         if not (y > 0).any():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..errors import ConfigError
 from .backtest import CRITERIA, BacktestResult, choose_best
 
 __all__ = ["OUT_OF_FOLD_FILE", "REPORT_FILES", "write_report"]
@@ -91,7 +92,10 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in REPORT_FILES}
     labels = result.metrics["label"].to_dict()
-    chosen = choose_best(result, criterion=criterion)
+    try:
+        chosen = choose_best(result, criterion=criterion)
+    except ConfigError:
+        chosen = None  # only baselines were run
 
     models = []
     for name, row in result.metrics.iterrows():
