@@ -31,17 +31,31 @@ def dedup_over_customers(
         return func(t, *arrays)
     lead = t.shape[: max(t.ndim - k, 0)]
     t_lead = t.reshape(lead)
-    flat = np.column_stack([a.ravel() for a in arrays])
-    order = np.lexsort(flat.T[::-1])
-    sorted_rows = flat[order]
-    new = np.ones(len(order), dtype=bool)
-    new[1:] = np.any(sorted_rows[1:] != sorted_rows[:-1], axis=1)
-    group = np.cumsum(new) - 1
-    inverse = np.empty(len(order), dtype=np.intp)
-    inverse[order] = group
-    uniq = sorted_rows[new]
-    values = func(t_lead[..., None], *uniq.T)
-    return values[..., inverse].reshape(lead + shape)
+    uniq, inverse = _distinct_rows([a.ravel() for a in arrays])
+    values = func(t_lead[..., None], *uniq)
+    return np.take(values, inverse, axis=-1).reshape(lead + shape)
+
+
+def _distinct_rows(columns: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Distinct rows of the columns and the index of each row into them.
+
+    Rows already in lexicographic order (as ltvkit.value passes its blocks)
+    are grouped by comparing neighbours; others are hashed.
+    """
+    steps = [np.diff(c) for c in columns]
+    in_order = np.zeros(steps[0].size, dtype=bool)
+    tied = np.ones(steps[0].size, dtype=bool)
+    for d in steps:
+        in_order |= tied & (d > 0)
+        tied &= d == 0
+    if np.all(in_order | tied):
+        new = np.empty(columns[0].size, dtype=bool)
+        new[0] = True
+        new[1:] = ~tied
+        starts = np.flatnonzero(new)
+        return [c[starts] for c in columns], np.cumsum(new) - 1
+    rows = _Data({str(i): c for i, c in enumerate(columns)})
+    return [rows[str(i)] for i in range(len(columns))], rows.inverse
 
 
 class _PurchaseModel(_FittedModel):
