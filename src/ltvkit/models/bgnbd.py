@@ -191,12 +191,14 @@ class BGNBDModel(_PurchaseModel):
         """
         r, alpha, a, b = self._theta()
         x, t_x, T = broadcast_float(frequency, recency, T)
-        log_odds_dead = (
-            np.log(a)
-            - np.log(b + np.maximum(x, 1.0) - 1.0)
-            + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
-        )
-        return np.where(x > 0, expit(-log_odds_dead), 1.0)
+        # 1 / (1 + odds of having dropped out); an overflow of the odds to inf
+        # gives 0, where the logistic of the log-odds would underflow anyway.
+        with np.errstate(over="ignore"):
+            odds_dead = np.exp((r + x) * np.log((alpha + T) / (alpha + t_x))) * (
+                a / (b - 1.0 + np.maximum(x, 1.0))
+            )
+        out = 1.0 / (1.0 + odds_dead)
+        return np.where(x > 0, out, 1.0)
 
     def conditional_expected_purchases(self, t, frequency, recency, T) -> np.ndarray:
         """E[purchases in (T, T + t] | x, t_x, T] (FHL 2005 eq. 10).

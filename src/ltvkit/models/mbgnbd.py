@@ -85,12 +85,12 @@ class MBGNBDModel(_PurchaseModel):
         """P(alive at T | x, t_x, T) (Batislam et al. 2007, appendix, eq. 5)."""
         r, alpha, a, b = self._theta()
         x, t_x, T = broadcast_float(frequency, recency, T)
-        log_odds_dead = (
-            np.log(a)
-            - np.log(b + x)
-            + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
-        )
-        return expit(-log_odds_dead)
+        # 1 / (1 + odds of having dropped out), as in BGNBDModel.
+        with np.errstate(over="ignore"):
+            odds_dead = np.exp((r + x) * np.log((alpha + T) / (alpha + t_x))) * (
+                a / (b + x)
+            )
+        return 1.0 / (1.0 + odds_dead)
 
     def conditional_expected_purchases(self, t, frequency, recency, T) -> np.ndarray:
         """E[purchases in (T, T + t] | x, t_x, T]; ``t`` in the data's time unit.
