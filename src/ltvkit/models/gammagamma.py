@@ -161,7 +161,7 @@ class GammaGammaModel(_FittedModel):
                 raise DataError(message + " (strict_assumptions=True)")
             warnings.warn(message, AssumptionWarning, stacklevel=2)
 
-        super().fit(data_frame)
+        self._fit_prepared(data_frame, columns, 1.0)
         if self.params_["q"] <= 1:
             warnings.warn(
                 f"Fitted q = {self.params_['q']:.3g} <= 1: the population mean "
