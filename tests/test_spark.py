@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -385,3 +387,58 @@ def test_score_spark_takes_a_spark_summary_and_checks_options_first(
     assert (frame["horizon_months"] == 6).all()
     with pytest.raises(ConfigError, match="time_unit"):
         score_spark(spark_rfm, purchase, spend, time_unit="D", spark=spark)
+
+
+@pytest.mark.spark
+def test_cli_spark_engine_gives_the_local_scored_list(spark, tmp_path):
+    from click.testing import CliRunner
+
+    from ltvkit.cli import main
+
+    def run(*args):
+        result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result
+
+    log = tmp_path / "sim.parquet"
+    run("simulate", "--customers", "2000", "--seed", "5", "--out", str(log))
+    common = ["-t", str(log), "--segment-col", "segment"]
+    for engine in ("local", "spark"):
+        run(
+            "train",
+            *common,
+            "--engine",
+            engine,
+            "--time-unit",
+            "W",
+            "--no-backtest",
+            "--no-regressor",
+            "--out",
+            str(tmp_path / f"m_{engine}"),
+        )
+        run(
+            "score",
+            "-m",
+            str(tmp_path / f"m_{engine}"),
+            *common,
+            "--engine",
+            engine,
+            "--out",
+            str(tmp_path / f"s_{engine}.parquet"),
+        )
+    params = [
+        json.loads((tmp_path / f"m_{e}" / "purchase_model.json").read_text())["params"]
+        for e in ("local", "spark")
+    ]
+    for name in params[0]:
+        assert params[1][name] == pytest.approx(params[0][name], rel=1e-9)
+    local = pd.read_parquet(tmp_path / "s_local.parquet")
+    distributed = pd.read_parquet(tmp_path / "s_spark.parquet")  # a folder of parts
+    distributed = distributed.set_index("customer_id")
+    distributed.index = distributed.index.astype(local.index.dtype)
+    distributed = distributed.sort_index()
+    assert len(distributed) == len(local) == 2000
+    for column in ("p_alive", "expected_purchases", "expected_spend", "clv", "ltv"):
+        np.testing.assert_allclose(
+            distributed[column].to_numpy(), local[column].to_numpy(), rtol=1e-9
+        )

@@ -142,9 +142,39 @@ def _log_options(func):
     return func
 
 
+def _engine_option(func):
+    return click.option(
+        "--engine",
+        type=click.Choice(["local", "spark"]),
+        default="local",
+        show_default=True,
+        help="local: DuckDB on this machine. spark: a local-mode Spark session "
+        "on 127.0.0.1, or the cluster that SPARK_REMOTE / spark-defaults name.",
+    )(func)
+
+
+def _read_spark(kw: dict):
+    from .spark import local_spark_session, read_transactions_spark
+
+    if kw.pop("timezone") != "UTC":
+        raise click.UsageError("--timezone is not supported with --engine spark.")
+    return read_transactions_spark(
+        local_spark_session(),
+        kw.pop("transactions"),
+        customer_id_col=kw.pop("customer_id_col"),
+        date_col=kw.pop("date_col"),
+        amount_col=kw.pop("amount_col"),
+        segment_col=kw.pop("segment_col"),
+        date_format=kw.pop("date_format"),
+        invalid_rows="drop" if kw.pop("drop_invalid_rows") else "error",
+    )
+
+
 def _read(kw: dict):
     from .load import read_transactions
 
+    if kw.pop("engine", "local") == "spark":
+        return _read_spark(kw)
     return read_transactions(
         kw.pop("transactions"),
         customer_id_col=kw.pop("customer_id_col"),
@@ -175,6 +205,7 @@ def main() -> None:
 
 @main.command()
 @_log_options
+@_engine_option
 @click.option(
     "--out", "-o", required=True, type=click.Path(), help="Model folder to write."
 )
@@ -291,8 +322,13 @@ def train(ctx, out, quiet, debug, **kw) -> None:
     help="Model folder from 'ltvkit train'.",
 )
 @_log_options
+@_engine_option
 @click.option(
-    "--out", "-o", required=True, help="Scored list to write (.csv or .parquet)."
+    "--out",
+    "-o",
+    required=True,
+    help="Scored list to write (.csv or .parquet; with --engine spark, a folder "
+    "of such files).",
 )
 @click.option("--observation-end", default=None, help="Score as of this ISO date.")
 @click.option(
@@ -352,6 +388,7 @@ def score(ctx, model_dir, out, quiet, debug, **kw) -> None:
     from .pipeline import load_trained
     from .pipeline import score as score_log
 
+    spark = kw["engine"] == "spark"
     _check_suffix(out, "--out")
     _check_suffix(kw["segments_out"], "--segments-out")
     if kw["segments_out"] and not kw["spend"]:
@@ -369,6 +406,16 @@ def score(ctx, model_dir, out, quiet, debug, **kw) -> None:
         annual_discount_rate=kw["annual_discount_rate"],
         segment_by=kw["segment_by"],
     )
+    if spark:
+        from .spark import write_scores_spark
+
+        if Path(out).exists():
+            raise click.UsageError(f"{out} exists; Spark does not replace outputs.")
+        write_scores_spark(scored, out, file_format=Path(out).suffix.lower()[1:])
+        n_scored = scored.count()
+        if spend is not None:
+            # One row per customer: bounded by customers, not transactions.
+            scored = scored.toPandas().set_index("customer_id")
     segments = None
     if spend is not None:
         segments = segment_table(
@@ -383,11 +430,13 @@ def score(ctx, model_dir, out, quiet, debug, **kw) -> None:
             margin=kw["margin"],
             annual_discount_rate=kw["annual_discount_rate"],
         )
-    write_table(scored, Path(out))
+    if not spark:
+        write_table(scored, Path(out))
+        n_scored = len(scored)
     if segments is not None and kw["segments_out"]:
         write_table(segments, Path(kw["segments_out"]))
     unit = "revenue" if kw["margin"] == 1.0 else f"margin at {kw['margin']:.0%}"
-    click.echo(f"scored {len(scored)} customers -> {out}")
+    click.echo(f"scored {n_scored} customers -> {out}")
     click.echo(
         f"values are {unit}, {kw['horizon_months']} months ahead, discounted at "
         f"{kw['annual_discount_rate']:.0%} a year"

@@ -346,7 +346,10 @@ def read_transactions(
             f"invalid_rows must be 'error' or 'drop'; got {invalid_rows!r} instead."
         )
     con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
+    try:
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.Error:  # in Jupyter without ipywidgets, DuckDB refuses the SET
+        pass
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     if memory_limit:

@@ -9,6 +9,7 @@ returns the scored customer list. The CLI commands ``ltvkit train`` and
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -93,6 +94,29 @@ class TrainedModel:
     @property
     def time_unit(self) -> str:
         return self.options["time_unit"]
+
+
+def _is_spark(data) -> bool:
+    return type(data).__module__.startswith("pyspark")
+
+
+def _summarise_spark(data, **options) -> pd.DataFrame:
+    from .spark import summarise_spark
+
+    return summarise_spark(data, **options)
+
+
+def _spark_fingerprint(sdf, observation_end: str) -> tuple[str, int]:
+    from pyspark.sql import functions as F
+
+    row = (
+        sdf.filter(F.col("day") <= F.lit(pd.Timestamp(observation_end).date()))
+        .agg(F.sum(F.col("row_hash").cast("decimal(38,0)")), F.count(F.lit(1)))
+        .first()
+    )
+    total, n_rows = row
+    digest = hashlib.sha256(f"{total}:{n_rows}".encode()).hexdigest()[:16]
+    return digest, int(n_rows)
 
 
 def data_fingerprint(tx: Transactions, observation_end: str) -> tuple[str, int]:
@@ -233,8 +257,10 @@ def train(
 
     Parameters
     ----------
-    tx : Transactions
-        The log, from :func:`ltvkit.read_transactions`.
+    tx : Transactions or pyspark.sql.DataFrame
+        The log, from :func:`ltvkit.read_transactions`, or from
+        :func:`ltvkit.spark.read_transactions_spark` to summarise it in Spark
+        (then without the backtest and the regressor).
     time_unit, period, observation_end, refunds, zero_amounts, duplicates
         Summary rules, as in :func:`ltvkit.summarise`.
     model : {"bgnbd", "mbgnbd", "paretonbd", "auto"}, default="bgnbd"
@@ -267,7 +293,10 @@ def train(
         )
     if model == "auto" and not backtest:
         raise ConfigError("model='auto' chooses by a backtest; do not turn it off.")
-    rfm = summarise(
+    on_spark = _is_spark(tx)
+    if on_spark and model == "auto":
+        raise ConfigError("model='auto' needs the local engine's backtest; name one.")
+    rfm = (_summarise_spark if on_spark else summarise)(
         tx,
         time_unit=time_unit,
         observation_end=observation_end,
@@ -276,6 +305,15 @@ def train(
         zero_amounts=zero_amounts,
         duplicates=duplicates,
     )
+    if on_spark and (backtest or regressor):
+        warnings.warn(
+            "On the Spark engine the backtest and the spend regressor are not run "
+            "(they read the log with the local engine); the purchase and spend "
+            "models are fitted as usual.",
+            LtvkitWarning,
+            stacklevel=2,
+        )
+        backtest = regressor = False
     options = {
         "time_unit": rfm.attrs["time_unit"],
         "period": period,
@@ -319,7 +357,9 @@ def train(
         if chosen is not None:
             metrics["backtest_of_model"] = chosen
     logger.info("trained %s + Gamma-Gamma on %d customers", model, len(rfm))
-    fingerprint, n_rows = data_fingerprint(tx, end)
+    fingerprint, n_rows = (
+        _spark_fingerprint(tx, end) if on_spark else data_fingerprint(tx, end)
+    )
     return TrainedModel(
         purchase_model=purchase_model,
         spend_model=spend_model,
@@ -361,9 +401,11 @@ def score(
 
     Returns
     -------
-    pandas.DataFrame
+    pandas.DataFrame or pyspark.sql.DataFrame
         The columns of :func:`ltvkit.value.score_customers`, plus
-        ``predicted_spend_ml`` when the model has a regressor.
+        ``predicted_spend_ml`` when the model has a regressor. For a Spark
+        log (from :func:`ltvkit.spark.read_transactions_spark`), a lazy Spark
+        DataFrame scored in the executors, without ``predicted_spend_ml``.
 
     Warns
     -----
@@ -371,7 +413,10 @@ def score(
         When the log runs more than a year past the training data.
     """
     opts = {k: trained.options[k] for k in SUMMARY_OPTIONS}
-    rfm = summarise(tx, observation_end=observation_end, **opts)
+    on_spark = _is_spark(tx)
+    rfm = (_summarise_spark if on_spark else summarise)(
+        tx, observation_end=observation_end, **opts
+    )
     end = pd.Timestamp(rfm.attrs["observation_end"])
     trained_end = pd.Timestamp(trained.observation_end)
     if end < trained_end:
@@ -391,14 +436,24 @@ def score(
             f"segment_by must be 'acquisition-month' or None; got {segment_by!r}."
         )
 
-    scored = score_customers(
-        rfm,
-        trained.purchase_model,
-        trained.spend_model,
+    value_options = dict(
         time_unit=trained.time_unit,
         horizon_months=horizon_months,
         margin=margin,
         annual_discount_rate=annual_discount_rate,
+    )
+    if on_spark:
+        from .spark import score_spark
+
+        return score_spark(
+            rfm,
+            trained.purchase_model,
+            trained.spend_model,
+            spark=tx.sparkSession,
+            **value_options,
+        )
+    scored = score_customers(
+        rfm, trained.purchase_model, trained.spend_model, **value_options
     )
     if trained.regressor is not None:
         # Spend is assumed to accrue evenly when the regressor's window differs

@@ -678,12 +678,11 @@ def _customer_rows(rows: SparkDataFrame, rules: _Rules, end, has_segment: bool):
         .agg(F.sum("total").alias("total"))
     )
     ranked = occasions.withColumn("k", F.row_number().over(by_customer.orderBy("p")))
-    scale = F.lit(float(rules.scale))
     end_p = F.lit(_period_value(rules.period, end))
     c = ranked.groupBy("customer_id").agg(
         (F.count(F.lit(1)) - 1).alias("frequency"),
-        ((F.max("p") - F.min("p")) * scale).alias("recency"),
-        ((end_p - F.min("p")) * scale).alias("T"),
+        (F.max("p") - F.min("p")).alias("recency"),
+        (end_p - F.min("p")).alias("T"),
         F.coalesce(F.avg(F.when(F.col("k") > 1, F.col("total"))), F.lit(0.0)).alias(
             "monetary_value"
         ),
@@ -707,7 +706,9 @@ def _collect(sdf: SparkDataFrame) -> pd.DataFrame:
         return sdf.toPandas()
 
 
-def _summary_frame(collected: pd.DataFrame, has_segment: bool, source, end):
+def _summary_frame(
+    collected: pd.DataFrame, has_segment: bool, source, end, rules: _Rules
+):
     """The collected per-customer rows as summary.summarise returns them."""
     refund_only = ~collected["has_occasion"].astype(bool)
     if refund_only.any():
@@ -741,7 +742,7 @@ def _summary_frame(collected: pd.DataFrame, has_segment: bool, source, end):
             ),
         }
     )
-    return _customers_frame(df, has_segment)
+    return _customers_frame(df, has_segment, rules)
 
 
 def summarise_spark(
@@ -807,7 +808,7 @@ def summarise_spark(
 
     rows = _check_rows(log, rules, end, counts)
     collected = _collect(_customer_rows(rows, rules, end, info.has_segment))
-    df = _summary_frame(collected, info.has_segment, info.source, end)
+    df = _summary_frame(collected, info.has_segment, info.source, end, rules)
     df.attrs.update(
         time_unit=rules.time_unit, period=rules.period, observation_end=str(end.date())
     )
@@ -910,7 +911,7 @@ def summarise_calibration_holdout_spark(
             F.sum("amount").alias("spend_holdout"),
         )
     ).set_index("customer_id")
-    duration = float((end_p - cal_p) * rules.scale)
+    duration = float(rules.to_units(end_p - cal_p))
 
     # From here on the same pandas steps as summary.summarise_calibration_holdout.
     out = cal.rename(

@@ -85,12 +85,18 @@ class _Rules:
     zero_amounts: str
     duplicates: str
 
-    @property
-    def scale(self) -> float:
-        """Time units per period step."""
-        if self.period == "D":
-            return 1.0 / days_per_unit(self.time_unit)
-        return 1.0
+    def to_units(self, periods):
+        """Whole periods (integers) as floats in ``time_unit``.
+
+        Every engine converts its integer period counts here, so that the
+        same data give bit-identical summaries.
+        """
+        periods = np.asarray(periods, dtype=float)
+        if self.period != "D" or self.time_unit == "D":
+            return periods
+        if self.time_unit == "H":
+            return periods * 24.0
+        return periods / days_per_unit(self.time_unit)
 
 
 def _rules(time_unit, period, refunds, zero_amounts, duplicates) -> _Rules:
@@ -285,8 +291,13 @@ def _refund_only_sql(rows: str, period: str) -> str:
     """
 
 
-def _customers_frame(df: pd.DataFrame, has_segment: bool) -> pd.DataFrame:
+def _customers_frame(
+    df: pd.DataFrame, has_segment: bool, rules: _Rules
+) -> pd.DataFrame:
+    """The per-customer rows, with ``recency`` and ``T`` still in periods."""
     df = df.set_index("customer_id").sort_index()
+    df["recency"] = rules.to_units(df["recency"])
+    df["T"] = rules.to_units(df["T"])
     df["frequency"] = df["frequency"].astype("int64")
     if not has_segment:
         df = df.drop(columns="segment")
@@ -375,15 +386,14 @@ def summarise(
         rows, rules.period, netting=has_refunds, segment=tx.has_segment
     )
     end_p = _period_index(rules.period, f"DATE '{end.date()}'")
-    scale = rules.scale
     df = tx.connection.execute(
         f"""
         WITH o AS ({occasions}),
         f AS (SELECT customer_id, min(p) AS p0 FROM o GROUP BY customer_id)
         SELECT customer_id,
                count(*) - 1 AS frequency,
-               (max(p) - p0) * {scale} AS recency,
-               ({end_p} - p0) * {scale} AS T,
+               max(p) - p0 AS recency,
+               {end_p} - p0 AS T,
                coalesce(avg(total) FILTER (WHERE p > p0), 0.0) AS monetary_value,
                sum(total) AS total_spend,
                min(first_day) AS first_purchase,
@@ -397,7 +407,7 @@ def summarise(
         _report_refund_only(tx, rows, rules.period)
     if df.empty:
         raise DataError(f"No purchases up to {end.date()} in {tx.source}.")
-    df = _customers_frame(df, tx.has_segment)
+    df = _customers_frame(df, tx.has_segment, rules)
     # Refunded purchases are counted here with their net total.
     df["total_spend"] = df["total_spend"].astype(float)
     df.attrs.update(
@@ -507,10 +517,8 @@ def summarise_calibration_holdout(
         .df()
         .set_index("customer_id")
     )
-    duration = float(
-        (tx.connection.execute(f"SELECT {end_p} - {cal_p}").fetchall()[0][0])
-        * rules.scale
-    )
+    periods = tx.connection.execute(f"SELECT {end_p} - {cal_p}").fetchall()[0][0]
+    duration = float(rules.to_units(periods))
 
     out = cal.rename(
         columns={

@@ -143,6 +143,8 @@ def _chunk(
         parts.append(log)
     log = pd.concat(parts, ignore_index=True)
     log["amount"] = log["amount"].round(2)
+    # Microseconds: what Spark and most Parquet readers accept.
+    log["date"] = log["date"].astype("datetime64[us]")
     return log.sort_values(["customer_id", "date"], kind="stable", ignore_index=True)
 
 
