@@ -308,7 +308,23 @@ class _FittedModel:
         return value, grad
 
     def _hessian(self, log_theta, data: _Data, pen: float) -> np.ndarray:
-        """Hessian of the mean objective, by central differences of the gradient."""
+        """Hessian of the mean objective in the log-parameters.
+
+        Analytic where the model supplies ``_loglik_hessian`` (the Hessian of
+        ``_loglik_sum`` in the natural parameters); otherwise by central
+        differences of the analytic gradient.
+        """
+        analytic = getattr(self, "_loglik_hessian", None)
+        if analytic is not None:
+            theta = np.exp(log_theta)
+            with np.errstate(all="ignore"):
+                _, g = self._loglik_sum(theta, data)
+                H = analytic(theta, data)
+            # f(u) = -l(exp(u)) / n + pen sum(exp(2 u))
+            out = -(H * np.outer(theta, theta) + np.diag(g * theta)) / data.n
+            out += np.diag(4.0 * pen * theta**2)
+            if np.all(np.isfinite(out)):
+                return 0.5 * (out + out.T)
         k = log_theta.size
         H = np.empty((k, k))
         eps = 1e-5
@@ -423,7 +439,8 @@ class _FittedModel:
         self.gradient_norm_ = grad_norm
         self.n_customers_ = int(data.n)
         self.log_likelihood_ = self._total_loglik(raw)
-        self._set_information(data, log_theta, float(self.penalizer), theta)
+        with threadpool_limits(limits=1, user_api="blas"):
+            self._set_information(data, log_theta, float(self.penalizer), theta)
         self._after_fit(data_frame)
         logger.info(
             "%s fitted on %d customers: log-likelihood %.4f",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import betainc, betaln, digamma, expit, gammaln, xlogy
+from scipy.special import betainc, betaln, digamma, expit, gammaln, polygamma, xlogy
 
 from ltvkit.models._base import broadcast_float, wsum
 from ltvkit.models._purchase import _PurchaseModel, dedup_over_customers
@@ -182,6 +182,56 @@ class BGNBDModel(_PurchaseModel):
             1.0 / b_x
         )
         return total, g
+
+    def _loglik_hessian(self, theta, data):
+        """Hessian of :meth:`_loglik_sum` in the natural parameters, (4, 4)."""
+        r, alpha, a, b = theta
+        ux = data.factor("x")[0]
+        uT = data.factor("T")[0]
+        utx = data.factor("t_x")[0]
+        k = self._sum_terms(data)
+        n = data.n
+        W_x, W_T, Wx_T = k["W_x"], k["W_T"], k["Wx_T"]
+        w, x, ix, iT, itx = k["w"], k["x"], k["ix"], k["iT"], k["itx"]
+        b_x = b + np.maximum(ux, 1.0) - 1.0
+        inv_T = 1.0 / (alpha + uT)
+        inv_tx = 1.0 / (alpha + utx)
+        rx = r + x
+        D = np.log(alpha + uT)[iT] - np.log(alpha + utx)[itx]
+        d = rx * D + (np.log(a) - np.log(b_x))[ix]
+        s4 = expit(d)
+        ww4 = w * s4
+        E = inv_T[iT] - inv_tx[itx]
+
+        def tri(v):
+            return polygamma(1, v)
+
+        H = np.zeros((4, 4))
+        # gammaln terms and r log(alpha)
+        H[0, 0] = W_x @ (tri(r + ux) - tri(r))
+        H[0, 1] = n / alpha
+        H[1, 1] = -n * r / alpha**2
+        t_ab = W_x @ (tri(a + b) - tri(a + b + ux))
+        H[2, 2] = t_ab
+        H[2, 3] = t_ab
+        H[3, 3] = W_x @ (tri(a + b) + tri(b + ux) - tri(b) - tri(a + b + ux))
+        # -(r + x) log(alpha + T)
+        H[0, 1] -= W_T @ inv_T
+        H[1, 1] += (r * W_T + Wx_T) @ inv_T**2
+        # softplus(d): s4 * (second derivatives of d) ...
+        H[0, 1] += wsum(ww4, E)
+        H[1, 1] += wsum(ww4, rx * (inv_tx[itx] ** 2 - inv_T[iT] ** 2))
+        H[2, 2] -= ww4.sum() / a**2
+        H[3, 3] += np.bincount(ix, ww4, ux.size) @ (1.0 / b_x**2)
+        # ... + s4 (1 - s4) (gradient of d)(gradient of d)'
+        G = np.empty((4, x.size))
+        G[0] = D
+        G[1] = rx * E
+        G[2] = 1.0 / a
+        G[3] = -(1.0 / b_x)[ix]
+        H += (G * (ww4 * (1.0 - s4))) @ G.T
+        upper = np.triu(H, 1)
+        return np.diag(np.diag(H)) + upper + upper.T
 
     def conditional_probability_alive(self, frequency, recency, T) -> np.ndarray:
         """P(alive at T | x, t_x, T) (Fader, Hardie and Lee 2008, note 021).
