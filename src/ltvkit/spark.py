@@ -52,7 +52,7 @@ from .load import (
     _file_kind,
     _resolve_paths,
 )
-from .summary import _customers_frame, _Rules, _rules, _to_day
+from .summary import _customers_frame, _Rules, _rules, _to_day, report_row_checks
 
 if TYPE_CHECKING:
     from .value import PurchaseModel, SpendModel
@@ -585,43 +585,15 @@ def _check_rows(log: SparkDataFrame, rules: _Rules, end: pd.Timestamp, counts):
     ``summary._check_rows``, word for word.
     """
     a = F.col("amount")
-    n_after, n_neg, neg_total = counts.n_after, counts.n_neg, counts.neg_total
-    n_zero, n_dup = counts.n_zero, counts.n_dup
-    if n_after:
-        logger.info("left out %d rows dated after %s", n_after, end.date())
-    if n_neg and rules.refunds == "error":
-        raise DataError(
-            f"The log has {n_neg} rows with a negative amount (refunds), "
-            f"{neg_total:.2f} in total. Pass refunds='net' (--refunds net) to net "
-            "refunds against the customer's spend without counting them as "
-            "purchases, or remove them from the log."
-        )
-    if n_zero:
-        action = "dropped" if rules.zero_amounts == "drop" else "kept as purchases"
-        warnings.warn(
-            f"{n_zero} zero-amount rows were {action}"
-            + (
-                "; pass zero_amounts='drop' (--drop-zero-amounts) to drop them."
-                if rules.zero_amounts == "keep"
-                else "."
-            ),
-            DataQualityWarning,
-            stacklevel=3,
-        )
-    if n_dup:
-        action = "dropped" if rules.duplicates == "drop" else "kept and summed"
-        warnings.warn(
-            f"{n_dup} rows are exact duplicates of another row (extra copies), "
-            f"{action}"
-            + (
-                "; pass duplicates='drop' (--drop-duplicates) if they are export "
-                "errors rather than repeat orders."
-                if rules.duplicates == "keep"
-                else "."
-            ),
-            DataQualityWarning,
-            stacklevel=3,
-        )
+    report_row_checks(
+        rules,
+        end,
+        counts.n_after,
+        counts.n_neg,
+        counts.neg_total,
+        counts.n_zero,
+        counts.n_dup,
+    )
     rows = log.filter(F.col("day") <= F.lit(end.date()))
     if rules.zero_amounts == "drop":
         rows = rows.filter(a != 0)

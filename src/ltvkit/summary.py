@@ -171,24 +171,14 @@ def _as_transactions(data) -> Transactions:
     )
 
 
-def _check_rows(tx: Transactions, rules: _Rules, end: pd.Timestamp) -> tuple[str, bool]:
-    """Apply the row rules up to ``end``.
+def report_row_checks(
+    rules: _Rules, end: pd.Timestamp, n_after, n_neg, neg_total, n_zero, n_dup
+) -> None:
+    """Log, refuse or warn about the rows counted up to ``end``.
 
-    Returns SQL of the rows to use, and whether they include refunds.
+    Every engine counts the rows its own way and reports them here, so that
+    the messages are the same.
     """
-    con, view = tx.connection, tx.view
-    end_sql = f"DATE '{end.date()}'"
-    n_after, n_neg, neg_total, n_zero, n_dup = con.execute(
-        f"""
-        SELECT count(*) FILTER (WHERE day > {end_sql}),
-               count(*) FILTER (WHERE day <= {end_sql} AND amount < 0),
-               sum(amount) FILTER (WHERE day <= {end_sql} AND amount < 0),
-               count(*) FILTER (WHERE day <= {end_sql} AND amount = 0),
-               count(*) FILTER (WHERE day <= {end_sql})
-                 - count(DISTINCT row_hash) FILTER (WHERE day <= {end_sql})
-        FROM {view}
-        """
-    ).fetchall()[0]
     if n_after:
         logger.info("left out %d rows dated after %s", n_after, end.date())
     if n_neg and rules.refunds == "error":
@@ -208,7 +198,7 @@ def _check_rows(tx: Transactions, rules: _Rules, end: pd.Timestamp) -> tuple[str
                 else "."
             ),
             DataQualityWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     if n_dup:
         action = "dropped" if rules.duplicates == "drop" else "kept and summed"
@@ -222,8 +212,29 @@ def _check_rows(tx: Transactions, rules: _Rules, end: pd.Timestamp) -> tuple[str
                 else "."
             ),
             DataQualityWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
+
+
+def _check_rows(tx: Transactions, rules: _Rules, end: pd.Timestamp) -> tuple[str, bool]:
+    """Apply the row rules up to ``end``.
+
+    Returns SQL of the rows to use, and whether they include refunds.
+    """
+    con, view = tx.connection, tx.view
+    end_sql = f"DATE '{end.date()}'"
+    n_after, n_neg, neg_total, n_zero, n_dup = con.execute(
+        f"""
+        SELECT count(*) FILTER (WHERE day > {end_sql}),
+               count(*) FILTER (WHERE day <= {end_sql} AND amount < 0),
+               sum(amount) FILTER (WHERE day <= {end_sql} AND amount < 0),
+               count(*) FILTER (WHERE day <= {end_sql} AND amount = 0),
+               count(*) FILTER (WHERE day <= {end_sql})
+                 - count(DISTINCT row_hash) FILTER (WHERE day <= {end_sql})
+        FROM {view}
+        """
+    ).fetchall()[0]
+    report_row_checks(rules, end, n_after, n_neg, neg_total, n_zero, n_dup)
     where = [f"day <= {end_sql}"]
     if rules.zero_amounts == "drop":
         where.append("amount <> 0")
