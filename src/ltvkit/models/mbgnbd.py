@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import betainc, betaln, digamma, expit, gammaln, xlogy
 
-from ltvkit.models._base import broadcast_float
+from ltvkit.models._base import broadcast_float, wsum
 from ltvkit.models._purchase import _PurchaseModel, dedup_over_customers
 from ltvkit.models._special import beta_mixture_purchases
 
@@ -80,6 +80,61 @@ class MBGNBDModel(_PurchaseModel):
             psi_ab + digamma(b + ux + 1.0) - digamma(b) - digamma(a + b + ux + 1.0)
         )[ix] - w / (b + x)
         return ll, g
+
+    def _loglik_sum(self, theta, data):
+        # The weighted sum of _loglik and its gradient, aggregated over the
+        # distinct x and T as in BGNBDModel._loglik_sum; here every row has
+        # the two branches (a customer may drop out at the first purchase).
+        r, alpha, a, b = theta
+        w = data.weights
+        x = data["x"]
+        ux, ix = data.factor("x")
+        uT, iT = data.factor("T")
+        utx, itx = data.factor("t_x")
+        k = data.cache.get("mbgnbd")
+        if k is None:
+            k = data.cache["mbgnbd"] = {
+                "W_x": np.bincount(ix, w, ux.size),
+                "W_T": np.bincount(iT, w, uT.size),
+                "Wx_T": np.bincount(iT, w * x, uT.size),
+            }
+        n = data.n
+        W_x, W_T, Wx_T = k["W_x"], k["W_T"], k["Wx_T"]
+        LT = np.log(alpha + uT)
+        Ltx = np.log(alpha + utx)
+        b_x = b + ux
+        const_x = (
+            gammaln(r + ux)
+            + gammaln(b_x + 1.0)
+            - gammaln(a + b_x + 1.0)
+            + (gammaln(a + b) - gammaln(r) - gammaln(b) + r * np.log(alpha))
+        )
+        D = LT[iT] - Ltx[itx]
+        rx = r + x
+        d = rx * D + (np.log(a) - np.log(b_x))[ix]  # A4; ll = const + A3 + sp(A4)
+        e = np.exp(-np.abs(d))
+        softplus = np.maximum(d, 0.0) + np.log1p(e)
+        ww = w * expit(d)
+        r_T = r * W_T + Wx_T
+        total = W_x @ const_x - r_T @ LT + wsum(w, softplus)
+
+        psi_ab = digamma(a + b)
+        psi_abx = digamma(a + b_x + 1.0)
+        inv_T = 1.0 / (alpha + uT)
+        inv_tx = 1.0 / (alpha + utx)
+        g = np.empty(4)
+        g[0] = (
+            W_x @ (digamma(r + ux) - digamma(r))
+            + n * np.log(alpha)
+            - W_T @ LT
+            + wsum(ww, D)
+        )
+        g[1] = n * r / alpha - r_T @ inv_T + wsum(ww, rx * (inv_T[iT] - inv_tx[itx]))
+        g[2] = W_x @ (psi_ab - psi_abx) + ww.sum() / a
+        g[3] = W_x @ (psi_ab + digamma(b_x + 1.0) - digamma(b) - psi_abx) - (
+            np.bincount(ix, ww, ux.size) @ (1.0 / b_x)
+        )
+        return total, g
 
     def conditional_probability_alive(self, frequency, recency, T) -> np.ndarray:
         """P(alive at T | x, t_x, T) (Batislam et al. 2007, appendix, eq. 5)."""
