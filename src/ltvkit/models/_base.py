@@ -464,9 +464,10 @@ class _FittedModel:
         k = len(self.param_names)
         try:
             cov_log = np.linalg.inv(H)
-            se_log = np.sqrt(np.diag(cov_log))
-            if not np.all(np.isfinite(se_log)) or np.any(np.diag(cov_log) < 0):
+            var_log = np.diag(cov_log)
+            if not np.all(np.isfinite(var_log)) or np.any(var_log < 0):
                 raise np.linalg.LinAlgError
+            se_log = np.sqrt(var_log)
         except np.linalg.LinAlgError:
             logger.warning(
                 "%s: the observed information is singular; standard errors are NaN",
