@@ -284,6 +284,43 @@ def _id_expression(col: str, col_type: str) -> str:
     return q
 
 
+def invalid_row_kinds(customer_id_col, date_col, amount_col) -> tuple[str, ...]:
+    """How each kind of unusable row is named in messages (id, date, amount)."""
+    return (
+        f"a missing customer id ({customer_id_col!r})",
+        f"a date that cannot be read ({date_col!r})",
+        f"a missing or non-numeric amount ({amount_col!r})",
+    )
+
+
+def report_invalid_rows(
+    label, n_rows, n_any, n_date, revenue, problems, *, invalid_rows
+) -> None:
+    """Refuse, or warn about dropping, the unusable rows of a log.
+
+    ``problems`` are the sentences of each kind with examples; every engine
+    reports through here, so that the messages are the same.
+    """
+    if invalid_rows == "error":
+        hint = (
+            " Give date_format= (--date-format) if the dates are in another format."
+            if n_date
+            else ""
+        )
+        raise DataError(
+            f"{n_any} of {n_rows} rows in {label} cannot be used: "
+            + "; ".join(problems)
+            + ". Fix them, or pass invalid_rows='drop' (--drop-invalid-rows) "
+            "to leave them out with a warning." + hint
+        )
+    warnings.warn(
+        f"Dropped {n_any} of {n_rows} rows ({float(revenue or 0):.2f} of revenue "
+        "on rows that had an amount): " + "; ".join(problems) + ".",
+        DataQualityWarning,
+        stacklevel=3,
+    )
+
+
 def read_transactions(
     source: str | os.PathLike | pd.DataFrame,
     *,
@@ -413,10 +450,9 @@ def read_transactions(
 
     if n_any:
         problems = []
-        for count, cond, what in (
-            (n_id, bad_id, f"a missing customer id ({customer_id_col!r})"),
-            (n_date, bad_date, f"a date that cannot be read ({date_col!r})"),
-            (n_amount, bad_amount, f"a missing or non-numeric amount ({amount_col!r})"),
+        kinds = invalid_row_kinds(customer_id_col, date_col, amount_col)
+        for count, cond, what in zip(
+            (n_id, n_date, n_amount), (bad_id, bad_date, bad_amount), kinds, strict=True
         ):
             if count:
                 examples = con.execute(
@@ -428,23 +464,8 @@ def read_transactions(
                     f"row {n}: date={d!r}, amount={a!r}" for n, d, a in examples
                 )
                 problems.append(f"{count} rows with {what}, e.g. {shown}")
-        if invalid_rows == "error":
-            hint = (
-                " Give date_format= (--date-format) if the dates are in another format."
-                if n_date
-                else ""
-            )
-            raise DataError(
-                f"{n_any} of {n_rows} rows in {label} cannot be used: "
-                + "; ".join(problems)
-                + ". Fix them, or pass invalid_rows='drop' (--drop-invalid-rows) "
-                "to leave them out with a warning." + hint
-            )
-        warnings.warn(
-            f"Dropped {n_any} of {n_rows} rows ({float(rev or 0):.2f} of revenue "
-            "on rows that had an amount): " + "; ".join(problems) + ".",
-            DataQualityWarning,
-            stacklevel=2,
+        report_invalid_rows(
+            label, n_rows, n_any, n_date, rev, problems, invalid_rows=invalid_rows
         )
     where = f"WHERE NOT ({bad_id} OR {bad_date} OR {bad_amount})"
     con.execute(

@@ -51,6 +51,8 @@ from .load import (
     _YMD_SLASH_RE,
     _file_kind,
     _resolve_paths,
+    invalid_row_kinds,
+    report_invalid_rows,
 )
 from .summary import _customers_frame, _Rules, _rules, _to_day, report_row_checks
 
@@ -459,31 +461,15 @@ def read_transactions_spark(
     if n_any:
         numbered = parsed.withColumn("_row_id", F.monotonically_increasing_id())
         problems = []
-        for count, cond, what in (
-            (n_id, bad_id, f"a missing customer id ({customer_id_col!r})"),
-            (n_date, bad_date, f"a date that cannot be read ({date_col!r})"),
-            (n_amount, bad_amount, f"a missing or non-numeric amount ({amount_col!r})"),
+        kinds = invalid_row_kinds(customer_id_col, date_col, amount_col)
+        for count, cond, what in zip(
+            (n_id, n_date, n_amount), (bad_id, bad_date, bad_amount), kinds, strict=True
         ):
             if count:
                 shown = _examples(numbered, cond)
                 problems.append(f"{count} rows with {what}, e.g. {shown}")
-        if invalid_rows == "error":
-            hint = (
-                " Give date_format= (--date-format) if the dates are in another format."
-                if n_date
-                else ""
-            )
-            raise DataError(
-                f"{n_any} of {n_rows} rows in {label} cannot be used: "
-                + "; ".join(problems)
-                + ". Fix them, or pass invalid_rows='drop' (--drop-invalid-rows) "
-                "to leave them out with a warning." + hint
-            )
-        warnings.warn(
-            f"Dropped {n_any} of {n_rows} rows ({float(rev or 0):.2f} of revenue "
-            "on rows that had an amount): " + "; ".join(problems) + ".",
-            DataQualityWarning,
-            stacklevel=2,
+        report_invalid_rows(
+            label, n_rows, n_any, n_date, rev, problems, invalid_rows=invalid_rows
         )
     meta = {"source": label, "date_format": date_format}
     log = parsed.filter(~bad_any).select(
