@@ -325,3 +325,44 @@ def test_cli_train_auto_takes_the_backtest_choice(sample_csv, tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text())
     chosen = manifest["fit_metrics"]["backtest"]["chosen"]
     assert manifest["purchase_model"] == chosen.removesuffix("_gg")
+
+
+def test_cli_score_reads_the_log_as_training_did(tmp_path):
+    log = tmp_path / "log.csv"
+    rows = ["cust;when;value;channel"] + [
+        f"c{i};{d:02d}/0{m}/2021;{5 + i};{'web' if i % 2 else 'shop'}"
+        for i in range(60)
+        for m, d in ((1, 3 + i % 20), (3, 13 + i % 10), (5, 1 + i % 25))
+        if not (i % 3 == 0 and m == 5)
+    ]
+    log.write_text("\n".join(rows).replace(";", ","))
+    mapping = [
+        "--customer-id-col",
+        "cust",
+        "--date-col",
+        "when",
+        "--amount-col",
+        "value",
+        "--segment-col",
+        "channel",
+        "--date-format",
+        "%d/%m/%Y",
+    ]
+    model = tmp_path / "m"
+    result = run(
+        "train",
+        "-t",
+        str(log),
+        *mapping,
+        "--no-backtest",
+        "--no-regressor",
+        "--out",
+        str(model),
+    )
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "scored.csv"
+    result = run("score", "-m", str(model), "-t", str(log), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(out)
+    assert set(scored["segment"]) == {"web", "shop"}
+    assert len(scored) == 60

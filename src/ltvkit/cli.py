@@ -114,9 +114,9 @@ def _log_options(func):
             required=True,
             help="Transaction log: CSV or Parquet file, folder, or glob.",
         ),
-        click.option("--customer-id-col", default="customer_id", show_default=True),
-        click.option("--date-col", default="date", show_default=True),
-        click.option("--amount-col", default="amount", show_default=True),
+        click.option("--customer-id-col", default=None, help="[default: customer_id]"),
+        click.option("--date-col", default=None, help="[default: date]"),
+        click.option("--amount-col", default=None, help="[default: amount]"),
         click.option("--segment-col", default=None, help="Optional segment column."),
         click.option(
             "--date-format",
@@ -126,9 +126,9 @@ def _log_options(func):
         ),
         click.option(
             "--timezone",
-            default="UTC",
-            show_default=True,
-            help="Zone whose calendar days count, for timestamps with offsets.",
+            default=None,
+            help="Zone whose calendar days count, for timestamps with offsets. "
+            "[default: UTC]",
         ),
         click.option(
             "--drop-invalid-rows",
@@ -170,8 +170,24 @@ def _read_spark(kw: dict):
     )
 
 
-def _read(kw: dict):
+READ_DEFAULTS = {
+    "customer_id_col": "customer_id",
+    "date_col": "date",
+    "amount_col": "amount",
+    "segment_col": None,
+    "date_format": None,
+    "timezone": "UTC",
+}
+
+
+def _read(kw: dict, defaults: dict | None = None):
+    """Read the log named in ``kw``; options not given come from ``defaults``
+    (how a model's training log was read), then from :data:`READ_DEFAULTS`."""
     from .load import read_transactions
+
+    for key, value in {**READ_DEFAULTS, **(defaults or {})}.items():
+        if kw.get(key) is None:
+            kw[key] = value
 
     if kw.pop("engine", "local") == "spark":
         return _read_spark(kw)
@@ -396,7 +412,7 @@ def score(ctx, model_dir, out, quiet, debug, **kw) -> None:
     trained = load_trained(model_dir)
     spend = read_spend(kw["spend"]) if kw["spend"] else None
     customers = read_customers(kw["customers"]) if kw["customers"] else None
-    tx = _read(kw)
+    tx = _read(kw, trained.options.get("columns"))
     scored = score_log(
         trained,
         tx,

@@ -69,6 +69,9 @@ class Transactions:
         A description of where the rows came from.
     date_format : str or None
         The date format the log was read with, if one was given.
+    columns : dict or None
+        How the log was read: ``customer_id_col``, ``date_col``,
+        ``amount_col``, ``segment_col``, ``date_format`` and ``timezone``.
     """
 
     connection: duckdb.DuckDBPyConnection
@@ -78,6 +81,7 @@ class Transactions:
     n_dropped: int = 0
     source: str = ""
     date_format: str | None = None
+    columns: dict | None = None
 
     def sql(self, query: str) -> duckdb.DuckDBPyRelation:
         """Run ``query`` on this log's connection."""
@@ -486,6 +490,14 @@ def read_transactions(
         n_dropped=n_any,
         source=label,
         date_format=date_format,
+        columns={
+            "customer_id_col": customer_id_col,
+            "date_col": date_col,
+            "amount_col": amount_col,
+            "segment_col": segment_col,
+            "date_format": date_format,
+            "timezone": timezone,
+        },
     )
 
 

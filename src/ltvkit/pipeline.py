@@ -320,6 +320,7 @@ def train(
         "refunds": refunds,
         "zero_amounts": zero_amounts,
         "duplicates": duplicates,
+        "columns": getattr(tx, "columns", None),
     }
     end = rfm.attrs["observation_end"]
     if not (rfm["frequency"] > 0).any():
