@@ -18,17 +18,21 @@ def _np_unique_rows(columns):
     return np.unique(keys, axis=0, return_inverse=True, return_counts=True)
 
 
-@pytest.mark.parametrize("n_cols, wide", [(3, False), (2, False), (4, True)])
-def test_data_compression_equals_np_unique(n_cols, wide):
-    rng = np.random.default_rng(n_cols)
+@pytest.mark.parametrize(
+    "n_cols, values, wide",
+    [(3, 6, False), (2, 6, False), (3, 300, False), (4, 0, True)],
+)
+def test_data_compression_equals_np_unique(n_cols, values, wide):
+    # 6 values a column: codes counted directly; 300: hashed; wide: so many
+    # distinct values that the packed codes would overflow (lexsort).
+    rng = np.random.default_rng(n_cols + values)
     n = 70_000 if wide else 5_000
-    if wide:  # so many distinct values that the packed codes would overflow
+    if wide:
         columns = {str(i): rng.random(n) for i in range(n_cols)}
-        columns["0"][: n // 2] = columns["0"][n // 2 :]
-        for i in range(1, n_cols):
+        for i in range(n_cols):
             columns[str(i)][: n // 2] = columns[str(i)][n // 2 :]
     else:
-        columns = {str(i): rng.integers(0, 6, n) / 7.0 for i in range(n_cols)}
+        columns = {str(i): rng.integers(0, values, n) / 7.0 for i in range(n_cols)}
         columns["0"][:10] = -0.0  # same row as 0.0
     data = _Data(columns)
     uniq, inverse, counts = _np_unique_rows(columns)

@@ -65,8 +65,16 @@ class _Data:
             key = codes[0]
             for code, size in zip(codes[1:], sizes[1:], strict=True):
                 key = key * size + code
-            inverse, ukey = pd.factorize(key, sort=True)
-            counts = np.bincount(inverse, minlength=ukey.size)
+            n_keys = math.prod(sizes)
+            if n_keys <= 4 * key.size:  # few combinations: count them directly
+                counts = np.bincount(key, minlength=n_keys)
+                present = counts > 0
+                ukey = np.flatnonzero(present)
+                inverse = (np.cumsum(present) - 1)[key]
+                counts = counts[ukey]
+            else:
+                inverse, ukey = pd.factorize(key, sort=True)
+                counts = np.bincount(inverse, minlength=ukey.size)
             row_codes = []
             for size in sizes[:0:-1]:
                 ukey, rem = np.divmod(ukey, size)
