@@ -44,11 +44,13 @@ def wsum(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
 class _Data:
     """Unique rows of the data with their counts (the weights of the fit).
 
-    The rows are found by hashing each column (``pandas.factorize``) and then
-    the combined integer codes, which is linear in the number of customers;
-    the unique rows come out in lexicographic order. Each column's distinct
-    values and the index of every unique row into them come for free, see
-    :meth:`factor`.
+    Each column is coded by hashing (``pandas.factorize``); the codes are
+    packed in one integer per row, whose distinct values are counted
+    directly when there are few combinations and hashed otherwise (a
+    lexsort serves the rare case where they do not fit in 62 bits). All of
+    it is linear in the number of customers, and the unique rows come out in
+    lexicographic order. Each column's distinct values and the index of
+    every unique row into them come for free, see :meth:`factor`.
     """
 
     def __init__(self, columns: dict[str, np.ndarray]):
