@@ -79,6 +79,9 @@ class TrainedModel:
         Transaction rows up to the observation end.
     summary : pandas.DataFrame or None
         The RFM summary the models were fitted on (not saved).
+    source : Transactions or None
+        The log object trained on (not saved); scoring the same object as of
+        the same day reuses ``summary``.
     """
 
     purchase_model: Any
@@ -89,7 +92,8 @@ class TrainedModel:
     metrics: dict = field(default_factory=dict)
     data_fingerprint: str = ""
     n_rows: int = 0
-    summary: pd.DataFrame | None = None
+    summary: pd.DataFrame | None = field(default=None, repr=False)
+    source: Any = field(default=None, repr=False, compare=False)
 
     @property
     def time_unit(self) -> str:
@@ -371,7 +375,17 @@ def train(
         data_fingerprint=fingerprint,
         n_rows=n_rows,
         summary=rfm,
+        source=None if on_spark else tx,
     )
+
+
+def _is_training_log(trained: TrainedModel, tx, observation_end) -> bool:
+    """Whether ``tx`` is the very log object ``trained`` was fitted on."""
+    if trained.summary is None or trained.source is not tx:
+        return False
+    if observation_end is None:
+        return trained.observation_end == str(tx.date_range()[1].date())
+    return str(pd.Timestamp(observation_end).date()) == trained.observation_end
 
 
 def score(
@@ -415,9 +429,13 @@ def score(
     """
     opts = {k: trained.options[k] for k in SUMMARY_OPTIONS}
     on_spark = _is_spark(tx)
-    rfm = (_summarise_spark if on_spark else summarise)(
-        tx, observation_end=observation_end, **opts
-    )
+    if _is_training_log(trained, tx, observation_end):
+        rfm = trained.summary.copy()  # the same rows, summarised by train
+        rfm.attrs = dict(trained.summary.attrs)
+    else:
+        rfm = (_summarise_spark if on_spark else summarise)(
+            tx, observation_end=observation_end, **opts
+        )
     end = pd.Timestamp(rfm.attrs["observation_end"])
     trained_end = pd.Timestamp(trained.observation_end)
     if end < trained_end:
