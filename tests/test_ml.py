@@ -343,3 +343,17 @@ def test_spend_regressor_accepts_another_estimator(regular):
     assert model.predict(tx, as_of=END).sum() == pytest.approx(
         (182 / rates["gap"] * rates["amount"]).sum(), rel=0.15
     )
+
+
+def test_spend_regressor_samples_huge_training_sets(regular, monkeypatch, caplog):
+    import ltvkit.ml
+
+    tx, _ = regular
+    monkeypatch.setattr(ltvkit.ml, "MAX_TRAINING_CUSTOMERS", 120)
+    with caplog.at_level("INFO", logger="ltvkit.ml"):
+        model = SpendRegressor(horizon_days=182).fit(tx, observation_end=END)
+    assert "on a sample of 120 of 200 customers" in caplog.text
+    again = SpendRegressor(horizon_days=182).fit(tx, observation_end=END)
+    pd.testing.assert_series_equal(
+        model.predict(tx, as_of=END), again.predict(tx, as_of=END), check_exact=True
+    )

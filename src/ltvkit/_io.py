@@ -15,6 +15,12 @@ from .errors import ConfigError
 TABLE_SUFFIXES = (".csv", ".parquet")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; move it into place on success.
@@ -28,6 +34,7 @@ def atomic_path(path: str | os.PathLike):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -48,6 +55,7 @@ def atomic_folder(path: str | os.PathLike, *, replace: bool = False):
     )
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes folders private
         if path.exists() and replace:
             old = Path(
                 tempfile.mkdtemp(

@@ -123,6 +123,9 @@ MODEL_FEATURES: tuple[str, ...] = tuple(
 #: Fewest customers with a purchase by the training cut-off that
 #: :meth:`SpendRegressor.fit` accepts. Fewer cannot support a tree model: the
 #: default estimator needs 20 customers in each leaf.
+#: The regressor is fitted on a seeded sample of at most this many customers.
+MAX_TRAINING_CUSTOMERS = 1_000_000
+
 MIN_TRAINING_CUSTOMERS = 50
 
 _RFM_COLUMNS = ("frequency", "recency", "T", "monetary_value", "total_spend")
@@ -479,6 +482,19 @@ class SpendRegressor(BaseEstimator):
                 "there is nothing to learn from."
             )
 
+        if len(features) > MAX_TRAINING_CUSTOMERS:
+            # Gradient boosting gains little past a million rows; a seeded
+            # sample keeps the fit's time and memory bounded on huge logs.
+            keep = np.random.default_rng(self.random_state).choice(
+                len(features), MAX_TRAINING_CUSTOMERS, replace=False
+            )
+            keep.sort()
+            logger.info(
+                "training the spend regressor on a sample of %d of %d customers",
+                MAX_TRAINING_CUSTOMERS,
+                len(features),
+            )
+            features, y = features.iloc[keep], y.iloc[keep]
         X = features[names].to_numpy()
         empty = np.isnan(X).all(axis=0)
         if empty.any():
