@@ -324,7 +324,7 @@ def train(
         "refunds": refunds,
         "zero_amounts": zero_amounts,
         "duplicates": duplicates,
-        "columns": getattr(tx, "columns", None),
+        "columns": None if on_spark else tx.columns,
     }
     end = rfm.attrs["observation_end"]
     if not (rfm["frequency"] > 0).any():
