@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob as _glob
 import logging
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from importlib import resources
@@ -325,6 +326,20 @@ def report_invalid_rows(
     )
 
 
+def _default_memory() -> str:
+    """DuckDB's share of this machine's memory: 40%, leaving room for the
+    per-customer frames that pandas holds beside it."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return "4GB"
+    return f"{max(1, int(total * 0.4 / 2**30))}GB"
+
+
+def _spill_directory() -> str:
+    return os.path.join(tempfile.gettempdir(), "ltvkit-duckdb-spill")
+
+
 def read_transactions(
     source: str | os.PathLike | pd.DataFrame,
     *,
@@ -366,7 +381,9 @@ def read_transactions(
         :class:`~ltvkit.errors.DataQualityWarning` that counts the rows and
         the revenue dropped.
     threads, memory_limit : optional
-        DuckDB settings for large logs (e.g. ``memory_limit="8GB"``).
+        DuckDB settings for large logs. ``memory_limit`` (e.g. ``"8GB"``)
+        defaults to 40% of the machine's memory; larger aggregations spill
+        to a folder in the system's temporary directory.
 
     Returns
     -------
@@ -393,8 +410,9 @@ def read_transactions(
         pass
     if threads:
         con.execute(f"SET threads = {int(threads)}")
-    if memory_limit:
-        con.execute(f"SET memory_limit = {_literal(memory_limit)}")
+    con.execute(f"SET memory_limit = {_literal(memory_limit or _default_memory())}")
+    # Aggregations larger than the limit spill here instead of failing.
+    con.execute(f"SET temp_directory = {_literal(_spill_directory())}")
     try:
         kind, label = _raw_relation(con, source)
     except duckdb.Error as exc:
