@@ -366,3 +366,23 @@ def test_cli_score_reads_the_log_as_training_did(tmp_path):
     scored = pd.read_csv(out)
     assert set(scored["segment"]) == {"web", "shop"}
     assert len(scored) == 60
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("a,2021-01-01,5\na,2021-02-01,7\n", "models need at least 10 customers"),
+        ("a,2021-01-01,5\nb,2021-02-01,7\n", "None of the 2 customers bought more"),
+        ("", "has no rows"),
+    ],
+    ids=["one-customer", "no-repeat-buyers", "empty"],
+)
+def test_cli_train_too_little_data_is_one_error_line(tmp_path, rows, message):
+    log = tmp_path / "log.csv"
+    log.write_text("customer_id,date,amount\n" + rows)
+    result = CliRunner().invoke(
+        main, ["train", "-t", str(log), "--out", str(tmp_path / "m")]
+    )
+    assert result.exit_code == 1
+    assert message in result.output.strip().splitlines()[-1]
+    assert not (tmp_path / "m").exists()

@@ -50,6 +50,11 @@ SUMMARY_OPTIONS = ("time_unit", "period", "refunds", "zero_amounts", "duplicates
 #: gets a :class:`~ltvkit.errors.StaleModelWarning`.
 STALE_AFTER_DAYS = 365
 
+#: Fewer customers (or repeat buyers) than this cannot identify the purchase
+#: and spend models' parameters; train refuses them.
+MIN_CUSTOMERS = 10
+MIN_REPEAT_BUYERS = 5
+
 #: The spend regressor needs at least this many days of features before its
 #: target window.
 MIN_FEATURE_DAYS = 28
@@ -327,10 +332,17 @@ def train(
         "columns": None if on_spark else tx.columns,
     }
     end = rfm.attrs["observation_end"]
-    if not (rfm["frequency"] > 0).any():
+    n_repeat = int((rfm["frequency"] > 0).sum())
+    if n_repeat == 0:
         raise DataError(
             f"None of the {len(rfm)} customers bought more than once up to {end}, "
             "so repeat-purchase models cannot be fitted. A longer log is needed."
+        )
+    if len(rfm) < MIN_CUSTOMERS or n_repeat < MIN_REPEAT_BUYERS:
+        raise DataError(
+            f"The log has {len(rfm)} customers, {n_repeat} of them repeat buyers, "
+            f"up to {end}; the models need at least {MIN_CUSTOMERS} customers and "
+            f"{MIN_REPEAT_BUYERS} repeat buyers to estimate their parameters."
         )
 
     backtest_report = None
