@@ -80,11 +80,32 @@ def check_table_suffix(path: str | os.PathLike) -> str:
     return suffix[1:]
 
 
+#: Rows converted and written at a time, so that writing a table of tens of
+#: millions of customers never holds a second full copy of it.
+WRITE_CHUNK_ROWS = 1_000_000
+
+
 def write_table(frame: pd.DataFrame, path: str | os.PathLike, *, index=True) -> None:
-    """Write ``frame`` as CSV or Parquet (by suffix), atomically."""
+    """Write ``frame`` as CSV or Parquet (by suffix), atomically, in chunks."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     kind = check_table_suffix(path)
+    chunks = range(0, max(len(frame), 1), WRITE_CHUNK_ROWS)
     with atomic_path(path) as tmp:
         if kind == "csv":
-            frame.to_csv(tmp, index=index)
-        else:
-            frame.to_parquet(tmp, index=index)
+            for start in chunks:
+                part = frame.iloc[start : start + WRITE_CHUNK_ROWS]
+                part.to_csv(tmp, index=index, mode="a", header=start == 0)
+            return
+        writer = None
+        try:
+            for start in chunks:
+                part = frame.iloc[start : start + WRITE_CHUNK_ROWS]
+                table = pa.Table.from_pandas(part, preserve_index=index)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table.cast(writer.schema))
+        finally:
+            if writer is not None:
+                writer.close()
