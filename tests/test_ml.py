@@ -357,3 +357,16 @@ def test_spend_regressor_samples_huge_training_sets(regular, monkeypatch, caplog
     pd.testing.assert_series_equal(
         model.predict(tx, as_of=END), again.predict(tx, as_of=END), check_exact=True
     )
+
+
+def test_build_features_reuses_a_matching_summary(regular):
+    from ltvkit import summarise
+
+    tx, _ = regular
+    rfm = summarise(tx, observation_end=END)
+    again = build_features(tx, as_of=END, rfm=rfm)
+    pd.testing.assert_frame_equal(again, build_features(tx, as_of=END))
+    stale = summarise(tx, observation_end="2021-03-31")
+    pd.testing.assert_frame_equal(
+        build_features(tx, as_of=END, rfm=stale), build_features(tx, as_of=END)
+    )

@@ -143,6 +143,7 @@ def build_features(
     refunds: Refunds = "error",
     zero_amounts: KeepDrop = "keep",
     duplicates: KeepDrop = "keep",
+    rfm: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Compute the features of every customer as of a day.
 
@@ -157,6 +158,9 @@ def build_features(
         Unit of ``recency`` and ``T``. Every other time feature is in days.
     refunds, zero_amounts, duplicates
         Row rules, as in :func:`ltvkit.summary.summarise`.
+    rfm : pandas.DataFrame, optional
+        The summary of ``tx`` as of ``as_of`` under the same rules and time
+        unit, if the caller has it: it is used instead of summarising again.
 
     Returns
     -------
@@ -182,14 +186,21 @@ def build_features(
             f"({first_day.date()}): no customer has features yet."
         )
 
-    rfm = summarise(
-        tx,
-        time_unit=rules.time_unit,
-        observation_end=end,
-        refunds=refunds,
-        zero_amounts=zero_amounts,
-        duplicates=duplicates,
+    reusable = (
+        rfm is not None
+        and rfm.attrs.get("observation_end") == str(end.date())
+        and rfm.attrs.get("time_unit") == rules.time_unit
+        and rfm.attrs.get("period", "D") == "D"
     )
+    if not reusable:
+        rfm = summarise(
+            tx,
+            time_unit=rules.time_unit,
+            observation_end=end,
+            refunds=refunds,
+            zero_amounts=zero_amounts,
+            duplicates=duplicates,
+        )
     with warnings.catch_warnings():
         # summarise has just reported the same rows' counts.
         warnings.simplefilter("ignore", DataQualityWarning)
@@ -573,7 +584,9 @@ class SpendRegressor(BaseEstimator):
             pred, index=features.index, name="predicted_spend_ml", dtype=float
         )
 
-    def predict(self, tx: Transactions | pd.DataFrame, *, as_of) -> pd.Series:
+    def predict(
+        self, tx: Transactions | pd.DataFrame, *, as_of, rfm: pd.DataFrame | None = None
+    ) -> pd.Series:
         """Predict each customer's spend in the ``target_days`` after ``as_of``.
 
         Parameters
@@ -582,6 +595,9 @@ class SpendRegressor(BaseEstimator):
             The log.
         as_of : date-like
             Day of the features: rows after it are not used.
+        rfm : pandas.DataFrame, optional
+            The summary of ``tx`` as of ``as_of``, to save summarising again
+            (see :func:`build_features`).
 
         Returns
         -------
@@ -591,7 +607,11 @@ class SpendRegressor(BaseEstimator):
         """
         self._check_fitted()
         features = build_features(
-            tx, as_of=as_of, time_unit=self.time_unit_, **self.summary_options_
+            tx,
+            as_of=as_of,
+            time_unit=self.time_unit_,
+            rfm=rfm,
+            **self.summary_options_,
         )
         return self.predict_features(features)
 

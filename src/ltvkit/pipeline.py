@@ -494,7 +494,7 @@ def score(
             logger.info("predicted_spend_ml scaled by %.3f to the horizon", scale)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataQualityWarning)
-            predicted = trained.regressor.predict(tx, as_of=end) * scale
+            predicted = trained.regressor.predict(tx, as_of=end, rfm=rfm) * scale
         scored["predicted_spend_ml"] = predicted.reindex(scored.index).fillna(0.0)
     scored.attrs.update(rfm.attrs)
     return scored
