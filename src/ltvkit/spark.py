@@ -54,7 +54,14 @@ from .load import (
     invalid_row_kinds,
     report_invalid_rows,
 )
-from .summary import _customers_frame, _Rules, _rules, _to_day, report_row_checks
+from .summary import (
+    MONEY_SCALE,
+    _customers_frame,
+    _Rules,
+    _rules,
+    _to_day,
+    report_row_checks,
+)
 
 if TYPE_CHECKING:
     from .value import PurchaseModel, SpendModel
@@ -511,6 +518,14 @@ def _as_log(data) -> SparkDataFrame:
     )
 
 
+def _money_sum(column: Column, where: Column | None = None) -> Column:
+    """Sum of amounts in exact millionths, as ``summary.money_sum`` does."""
+    micros = F.round(column * MONEY_SCALE).cast("decimal(38,0)")
+    if where is not None:
+        micros = F.when(where, micros)
+    return F.sum(micros).cast("double") / MONEY_SCALE
+
+
 def _period_column(period: str, day: Column) -> Column:
     """Integer index of the period that the date ``day`` falls in."""
     if period == "D":
@@ -601,7 +616,7 @@ def _customer_rows(rows: SparkDataFrame, rules: _Rules, end, has_segment: bool):
     buy = a >= 0
     aggs = [
         F.bool_or(buy).alias("occ"),
-        F.sum(a).alias("total"),
+        _money_sum(a).alias("total"),
         F.count(F.when(buy, 1)).alias("n_buy"),
         F.min(F.when(buy, F.col("day"))).alias("first_day"),
     ]
@@ -633,7 +648,7 @@ def _customer_rows(rows: SparkDataFrame, rules: _Rules, end, has_segment: bool):
     occasions = (
         assigned.filter(F.col("p").isNotNull())
         .groupBy("customer_id", "p")
-        .agg(F.sum("total").alias("total"))
+        .agg(_money_sum(F.col("total")).alias("total"))
     )
     ranked = occasions.withColumn("k", F.row_number().over(by_customer.orderBy("p")))
     end_p = F.lit(_period_value(rules.period, end))
@@ -641,10 +656,11 @@ def _customer_rows(rows: SparkDataFrame, rules: _Rules, end, has_segment: bool):
         (F.count(F.lit(1)) - 1).alias("frequency"),
         (F.max("p") - F.min("p")).alias("recency"),
         (end_p - F.min("p")).alias("T"),
-        F.coalesce(F.avg(F.when(F.col("k") > 1, F.col("total"))), F.lit(0.0)).alias(
-            "monetary_value"
-        ),
-        F.sum("total").alias("total_spend"),
+        F.coalesce(
+            _money_sum(F.col("total"), F.col("k") > 1) / (F.count(F.lit(1)) - 1),
+            F.lit(0.0),
+        ).alias("monetary_value"),
+        _money_sum(F.col("total")).alias("total_spend"),
     )
     extra = [F.min(F.col("seg_key")).getField("segment").alias("segment")]
     r = per.groupBy("customer_id").agg(
@@ -866,7 +882,7 @@ def summarise_calibration_holdout_spark(
             F.count_distinct(F.when(F.col("amount") >= 0, p)).alias(
                 "frequency_holdout"
             ),
-            F.sum("amount").alias("spend_holdout"),
+            _money_sum(F.col("amount")).alias("spend_holdout"),
         )
     ).set_index("customer_id")
     duration = float(rules.to_units(end_p - cal_p))

@@ -126,6 +126,18 @@ def _rules(time_unit, period, refunds, zero_amounts, duplicates) -> _Rules:
     return _Rules(time_unit, period, refunds, zero_amounts, duplicates)
 
 
+#: Money is summed in whole millionths, exactly, so that any order of
+#: summation (threads, engines) gives the same bits.
+MONEY_SCALE = 1_000_000
+
+
+def money_sum(expr: str, where: str | None = None) -> str:
+    """SQL summing amounts exactly in millionths; a DOUBLE in currency units."""
+    filt = f" FILTER (WHERE {where})" if where else ""
+    micros = f"CAST(round({expr} * {MONEY_SCALE}) AS HUGEINT)"
+    return f"(CAST(sum({micros}){filt} AS DOUBLE) / {MONEY_SCALE})"
+
+
 def _period_index(period: str, column: str) -> str:
     """SQL giving an integer index of the period that ``column`` falls in."""
     if period == "D":
@@ -264,7 +276,7 @@ def _occasions_sql(
     )
     per = f"""
         SELECT customer_id, {p} AS p, bool_or(amount >= 0) AS occ,
-               sum(amount) AS total,
+               {money_sum("amount")} AS total,
                min(day) FILTER (WHERE amount >= 0) AS first_day,
                count(*) FILTER (WHERE amount >= 0) AS n_rows,
                {first_segment}
@@ -279,7 +291,7 @@ def _occasions_sql(
         firsts AS (SELECT customer_id, min(p) AS p0 FROM occ GROUP BY customer_id),
         moved AS (
             SELECT refund.customer_id, coalesce(occ.p, firsts.p0) AS p,
-                   sum(refund.total) AS total
+                   {money_sum("refund.total")} AS total
             FROM refund
             ASOF LEFT JOIN occ
                 ON refund.customer_id = occ.customer_id AND refund.p >= occ.p
@@ -405,8 +417,10 @@ def summarise(
                count(*) - 1 AS frequency,
                max(p) - p0 AS recency,
                {end_p} - p0 AS T,
-               coalesce(avg(total) FILTER (WHERE p > p0), 0.0) AS monetary_value,
-               sum(total) AS total_spend,
+               coalesce(
+                   {money_sum("total", "p > p0")} / (count(*) - 1), 0.0
+               ) AS monetary_value,
+               {money_sum("total")} AS total_spend,
                min(first_day) AS first_purchase,
                CAST(sum(n_rows) AS BIGINT) AS n_transactions,
                arg_min(segment, (first_ts, segment)) AS segment
@@ -520,7 +534,7 @@ def summarise_calibration_holdout(
             f"""
         SELECT customer_id,
                count(DISTINCT {p}) FILTER (WHERE amount >= 0) AS frequency_holdout,
-               sum(amount) AS spend_holdout
+               {money_sum("amount")} AS spend_holdout
         FROM ({rows}) WHERE {p} > {cal_p}
         GROUP BY customer_id
         """
