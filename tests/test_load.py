@@ -177,3 +177,20 @@ def test_read_transactions_valid_log_gives_no_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_transactions(path)
+
+
+def test_read_transactions_ragged_csv_row_is_named(tmp_path):
+    rows = "".join(f"a,2021-01-{d:02d},5\n" for d in range(1, 29))
+    path = write(tmp_path, "customer_id,date,amount\n" + rows + "b,2021-01-02,5,x\n")
+    with pytest.raises(DataError, match=r"line 30 of the file does not fit the header"):
+        read_transactions(path)
+
+
+def test_read_transactions_empty_file_is_named(tmp_path):
+    with pytest.raises(DataError, match="is empty"):
+        read_transactions(write(tmp_path, ""))
+
+
+def test_read_transactions_semicolon_csv(tmp_path):
+    path = write(tmp_path, "customer_id;date;amount\na;2021-01-01;1.5\n")
+    assert read_transactions(path).to_pandas()["amount"].tolist() == [1.5]

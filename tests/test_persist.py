@@ -459,9 +459,15 @@ def test_save_model_refuses_unfitted_regressor(tmp_path, fake_models):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_save_model_refuses_missing_parent(tmp_path, fake_models):
-    with pytest.raises(ModelFolderError, match="parent folder .* does not exist"):
-        _save(tmp_path / "no" / "m", *fake_models)
+def test_save_model_creates_missing_parents(tmp_path, fake_models):
+    folder = _save(tmp_path / "no" / "m", *fake_models)
+    assert (folder / "manifest.json").is_file()
+
+
+def test_save_model_reports_a_parent_it_cannot_create(tmp_path, fake_models):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ModelFolderError, match="Cannot create the folder"):
+        _save(tmp_path / "file" / "m", *fake_models)
 
 
 # -- with the real models layer ------------------------------------------------

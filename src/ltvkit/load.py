@@ -9,6 +9,7 @@ rows stay in DuckDB; only per-customer results are turned into pandas.
 
 from __future__ import annotations
 
+import csv
 import glob as _glob
 import logging
 import os
@@ -157,12 +158,49 @@ def _raw_relation(con: duckdb.DuckDBPyConnection, source) -> tuple[str, str]:
     else:
         # Everything is read as text so that bad values are counted and reported
         # by ltvkit instead of stopping the reader at the first one.
+        delim, names = _csv_layout(paths[0])
+        columns = "{" + ", ".join(f"{_literal(n)}: 'VARCHAR'" for n in names) + "}"
         con.execute(
             "CREATE VIEW raw AS SELECT * FROM read_csv("
-            f"{listing}, header=true, all_varchar=true, auto_detect=true)"
+            f"{listing}, header=true, auto_detect=false, delim={_literal(delim)}, "
+            f"quote='\"', escape='\"', columns={columns})"
         )
     label = paths[0] if len(paths) == 1 else f"{len(paths)} files like {paths[0]}"
     return kind, label
+
+
+def _csv_layout(path: str) -> tuple[str, list[str]]:
+    """The delimiter and column names of a CSV file, from its first lines.
+
+    DuckDB's own sniffer, given ragged rows, can settle on a layout that
+    reads no rows at all; reading with the header's layout stated makes a
+    bad row an error that names its line instead.
+    """
+    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        head = handle.read(64 * 1024)
+    if not head.strip():
+        raise DataError(f"The transaction file {path} is empty.")
+    first = head.splitlines()[0]
+    try:
+        delim = csv.Sniffer().sniff(first, delimiters=",;\t|").delimiter
+    except csv.Error:
+        delim = ","
+    names = next(csv.reader([first], delimiter=delim))
+    return delim, [n.strip() for n in names]
+
+
+def _read_error(exc: duckdb.Error, what: str) -> DataError:
+    """A short DataError from a DuckDB reading error."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    if lines and "CSV Error on Line" in lines[0]:
+        # "CSV Error on Line: N", "Original Line: ...", "Expected ... Found ..."
+        line = lines[0].split(":")[-1].strip()
+        detail = "; ".join(lines[1:3])
+        return DataError(
+            f"{what}: line {line} of the file does not fit the header ({detail}). "
+            "Fix that row (a stray delimiter, or unbalanced quotes)."
+        )
+    return DataError(f"{what}: {lines[0] if lines else exc}")
 
 
 def _check_columns(con, mapping: dict[str, str | None]) -> dict[str, str]:
@@ -416,7 +454,7 @@ def read_transactions(
     try:
         kind, label = _raw_relation(con, source)
     except duckdb.Error as exc:
-        raise DataError(f"Could not read {source!s}: {exc}") from exc
+        raise _read_error(exc, f"Could not read {source!s}") from None
     mapping = {
         "customer id": customer_id_col,
         "date": date_col,
@@ -430,7 +468,7 @@ def read_transactions(
             con, date_col, types[date_col], date_format, timezone
         )
     except duckdb.Error as exc:
-        raise DataError(f"Could not read the dates in {date_col!r}: {exc}") from exc
+        raise _read_error(exc, f"Could not read {source!s}") from None
     id_sql = _id_expression(customer_id_col, types[customer_id_col])
     amount_sql = _amount_expression(amount_col, types[amount_col])
     segment_sql = (
@@ -466,7 +504,7 @@ def read_transactions(
             """
         ).fetchall()[0]
     except duckdb.Error as exc:
-        raise DataError(f"Could not read {label}: {exc}") from exc
+        raise _read_error(exc, f"Could not read {label}") from None
     if n_rows == 0:
         raise DataError(f"The transaction log {label} has no rows.")
 

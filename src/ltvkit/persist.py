@@ -368,11 +368,13 @@ def save_model(
     """
     folder = Path(folder)
     extra = _check_extra(manifest_extra)
-    if not folder.parent.is_dir():
-        raise ModelFolderError(
-            f"Cannot write {folder}: the parent folder {folder.parent} does not exist."
-        )
     _check_target(folder, force)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelFolderError(
+            f"Cannot create the folder {folder.parent}: {exc}"
+        ) from exc
     purchase = _model_dict(purchase_model, "purchase")
     spend = _model_dict(spend_model, "spend")
     purchase_models, gamma_gamma = _model_classes()

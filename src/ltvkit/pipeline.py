@@ -204,7 +204,7 @@ def _fit_regressor(tx: Transactions, options: dict, end: str, horizon_months: in
         return None
 
 
-def _backtest(tx, options, end, calibration_end, criterion) -> dict:
+def _backtest(tx, options, end, calibration_end, criterion, *, choose: bool) -> dict:
     """Backtest the purchase models; a summary for the manifest.
 
     A backtest that cannot run (a log too short to split) is reported, with
@@ -217,6 +217,16 @@ def _backtest(tx, options, end, calibration_end, criterion) -> dict:
     if calibration_end is None:
         calibration_end = (first_day + (end_day - first_day) / 2).normalize()
     candidates = [f"{name}_gg" for name in PURCHASE_MODELS]
+    rules = {k: options[k] for k in ("refunds", "zero_amounts", "duplicates")}
+    if rules != {"refunds": "error", "zero_amounts": "keep", "duplicates": "keep"}:
+        reason = (
+            "the backtest reads the log under the default row rules only, and "
+            f"this training used {rules}"
+        )
+        warnings.warn(
+            f"The backtest was skipped: {reason}.", LtvkitWarning, stacklevel=3
+        )
+        return {"skipped": reason}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataQualityWarning)
@@ -227,7 +237,7 @@ def _backtest(tx, options, end, calibration_end, criterion) -> dict:
                 time_unit=options["time_unit"],
                 candidates=candidates,
             )
-        chosen = choose_best(result, criterion=criterion)
+            chosen = choose_best(result, criterion=criterion) if choose else None
     except (DataError, ConfigError) as exc:
         warnings.warn(f"The backtest was skipped: {exc}", LtvkitWarning, stacklevel=3)
         return {"skipped": str(exc)}
@@ -347,7 +357,9 @@ def train(
 
     backtest_report = None
     if backtest:
-        backtest_report = _backtest(tx, options, end, calibration_end, criterion)
+        backtest_report = _backtest(
+            tx, options, end, calibration_end, criterion, choose=model == "auto"
+        )
         if model == "auto":
             if backtest_report.get("chosen") is None:
                 raise DataError(

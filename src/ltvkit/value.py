@@ -182,7 +182,8 @@ def _spend_per_purchase(spend_model, frequency, monetary_value) -> np.ndarray:
     no_spend = (frequency > 0) & (monetary_value <= 0)
     if no_spend.any():
         logger.info(
-            "%d repeat customers have a mean spend of 0 or less (refunds netted); "
+            "%d repeat customers have a mean spend of 0 or less (zero-amount or "
+            "refunded purchases); "
             "they are scored with the population mean spend per purchase",
             int(no_spend.sum()),
         )
