@@ -386,3 +386,66 @@ def test_cli_train_too_little_data_is_one_error_line(tmp_path, rows, message):
     assert result.exit_code == 1
     assert message in result.output.strip().splitlines()[-1]
     assert not (tmp_path / "m").exists()
+
+
+def test_cli_bad_option_values_are_usage_errors_before_reading(tmp_path):
+    missing = str(tmp_path / "none.csv")
+    result = CliRunner().invoke(
+        main, ["train", "-t", missing, "--time-unit", "X", "--out", str(tmp_path / "m")]
+    )
+    assert result.exit_code == 2
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "-t",
+            missing,
+            "--observation-end",
+            "1997-31-12",
+            "--out",
+            str(tmp_path / "m"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "not an ISO date" in result.output
+
+
+def test_cli_spend_without_segments_is_a_usage_error(
+    sample_model, sample_csv, tmp_path
+):
+    result = CliRunner().invoke(
+        main,
+        [
+            "score",
+            "-m",
+            str(sample_model),
+            "-t",
+            str(sample_csv),
+            "--out",
+            str(tmp_path / "s.csv"),
+            "--spend",
+            str(ROOT / "examples" / "cdnow_spend.csv"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "--segment-by acquisition-month" in result.output
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_cli_score_refunds_point_to_retraining(sample_model, tmp_path):
+    log = tmp_path / "refunds.csv"
+    log.write_text("customer_id,date,amount\na,1997-01-01,5\na,1997-02-01,-5\n")
+    result = CliRunner().invoke(
+        main,
+        [
+            "score",
+            "-m",
+            str(sample_model),
+            "-t",
+            str(log),
+            "--out",
+            str(tmp_path / "s.csv"),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "train it again with --refunds net" in result.output

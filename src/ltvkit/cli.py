@@ -17,7 +17,7 @@ import click
 import pandas as pd
 
 from . import __version__, _io
-from .errors import LtvkitError
+from .errors import DataError, LtvkitError
 
 logger = logging.getLogger("ltvkit.cli")
 
@@ -32,9 +32,7 @@ def _setup_logging(quiet: bool, debug: bool) -> None:
     handler.setFormatter(logging.Formatter("%(message)s"))
     root = logging.getLogger("ltvkit")
     root.handlers[:] = [handler]
-    root.setLevel(
-        logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
-    )
+    root.setLevel(logging.DEBUG if debug else logging.ERROR if quiet else logging.INFO)
     root.propagate = False
 
     def show(message, category, filename, lineno, file=None, line=None):
@@ -74,6 +72,9 @@ class LtvkitGroup(click.Group):
         except Exception as exc:  # noqa: BLE001 - the last line of defence
             if ctx.meta.get("ltvkit.debug"):
                 raise
+            if "Query interrupted" in str(exc):  # a signal during a DuckDB query
+                click.echo("Error: interrupted; no output was written.", err=True)
+                ctx.exit(130)
             click.echo(
                 f"Error: unexpected {type(exc).__name__}: {exc} "
                 "(run again with --debug for the traceback, and please report it)",
@@ -140,6 +141,18 @@ def _log_options(func):
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _iso_date(ctx, param, value):
+    """Check a date option before any work is done."""
+    if value is None:
+        return None
+    try:
+        return str(pd.Timestamp(value).date())
+    except (ValueError, TypeError):
+        raise click.BadParameter(
+            f"{value!r} is not an ISO date such as 1997-09-30."
+        ) from None
 
 
 def _engine_option(func):
@@ -227,8 +240,10 @@ def main() -> None:
 )
 @click.option(
     "--time-unit",
+    type=click.Choice(["H", "D", "W", "M", "Q"]),
     default=None,
-    help="Unit of recency and T: H, D, W (7 days), M or Q. [default: D]",
+    help="Unit of recency and T: hours, days, weeks of 7 days, months or quarters "
+    "(365.25/12 and 365.25/4 days). [default: D]",
 )
 @click.option(
     "--period",
@@ -253,11 +268,13 @@ def main() -> None:
 @click.option(
     "--calibration-end",
     default=None,
+    callback=_iso_date,
     help="End of the backtest's calibration. [default: middle of the log]",
 )
 @click.option(
     "--observation-end",
     default=None,
+    callback=_iso_date,
     help="ISO date; later rows are left out and counted. [default: latest date]",
 )
 @click.option(
@@ -346,7 +363,12 @@ def train(ctx, out, quiet, debug, **kw) -> None:
     help="Scored list to write (.csv or .parquet; with --engine spark, a folder "
     "of such files).",
 )
-@click.option("--observation-end", default=None, help="Score as of this ISO date.")
+@click.option(
+    "--observation-end",
+    default=None,
+    callback=_iso_date,
+    help="Score as of this ISO date.",
+)
 @click.option(
     "--horizon-months", type=click.IntRange(min=1), default=12, show_default=True
 )
@@ -413,15 +435,30 @@ def score(ctx, model_dir, out, quiet, debug, **kw) -> None:
     spend = read_spend(kw["spend"]) if kw["spend"] else None
     customers = read_customers(kw["customers"]) if kw["customers"] else None
     tx = _read(kw, trained.options.get("columns"))
-    scored = score_log(
-        trained,
-        tx,
-        observation_end=kw["observation_end"],
-        horizon_months=kw["horizon_months"],
-        margin=kw["margin"],
-        annual_discount_rate=kw["annual_discount_rate"],
-        segment_by=kw["segment_by"],
-    )
+    segmented = getattr(tx, "has_segment", True) or kw["segment_by"] or customers
+    if spend is not None and not segmented:
+        raise click.UsageError(
+            "--spend needs customer segments: give --segment-col (a column of the "
+            "log), --segment-by acquisition-month, or --customers."
+        )
+    try:
+        scored = score_log(
+            trained,
+            tx,
+            observation_end=kw["observation_end"],
+            horizon_months=kw["horizon_months"],
+            margin=kw["margin"],
+            annual_discount_rate=kw["annual_discount_rate"],
+            segment_by=kw["segment_by"],
+        )
+    except DataError as exc:
+        if "refunds='net'" not in str(exc):
+            raise
+        raise DataError(
+            f"{exc} Scoring follows the rules the model was trained with "
+            f"(refunds={trained.options.get('refunds')!r}): train it again with "
+            "--refunds net to score this log."
+        ) from None
     if spark:
         from .spark import write_scores_spark
 
@@ -467,14 +504,24 @@ def score(ctx, model_dir, out, quiet, debug, **kw) -> None:
 
 @main.command()
 @_log_options
-@click.option("--calibration-end", required=True, help="Last ISO day of calibration.")
+@click.option(
+    "--calibration-end",
+    required=True,
+    callback=_iso_date,
+    help="Last ISO day of calibration.",
+)
 @click.option(
     "--observation-end",
     default=None,
+    callback=_iso_date,
     help="Last ISO day of the holdout. [default: latest date]",
 )
 @click.option(
-    "--time-unit", default="W", show_default=True, help="Unit of the models' time."
+    "--time-unit",
+    type=click.Choice(["H", "D", "W", "M", "Q"]),
+    default="W",
+    show_default=True,
+    help="Unit of the models' time.",
 )
 @click.option(
     "--candidates",

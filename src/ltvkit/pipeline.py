@@ -466,7 +466,7 @@ def score(
         logger.info("scoring as of %s, before the training end", end.date())
     if (end - trained_end).days > STALE_AFTER_DAYS:
         warnings.warn(
-            f"The log runs to {end.date()}, {(end - trained_end).days} days past the "
+            f"Scoring as of {end.date()}, {(end - trained_end).days} days past the "
             f"model's training data (to {trained_end.date()}); the model may be "
             "stale. Retrain it on recent data.",
             StaleModelWarning,
@@ -488,6 +488,13 @@ def score(
     if on_spark:
         from .spark import score_spark
 
+        if trained.regressor is not None:
+            warnings.warn(
+                "On the Spark engine the spend regressor is not applied: the "
+                "scored list has no predicted_spend_ml column.",
+                LtvkitWarning,
+                stacklevel=2,
+            )
         return score_spark(
             rfm,
             trained.purchase_model,

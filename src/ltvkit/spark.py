@@ -1072,7 +1072,13 @@ def score_spark(
         else:
             probe_row[c] = "probe"
     probe = as_local(pd.DataFrame({c: [v] for c, v in probe_row.items()}))
-    shape = score_customers(probe, purchase_model, spend_model, **options)
+    quiet = logging.getLogger("ltvkit.value")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # the probe's own log line would mislead
+    try:
+        shape = score_customers(probe, purchase_model, spend_model, **options)
+    finally:
+        quiet.setLevel(level)
     shape = shape.reset_index()
     out_columns = list(shape.columns)
     out_types = {
