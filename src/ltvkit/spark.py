@@ -39,7 +39,6 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataError, DataQualityWarning
@@ -60,6 +59,7 @@ from .summary import (
     _Rules,
     _rules,
     _to_day,
+    assemble_holdout,
     report_row_checks,
 )
 
@@ -887,33 +887,7 @@ def summarise_calibration_holdout_spark(
     ).set_index("customer_id")
     duration = float(rules.to_units(end_p - cal_p))
 
-    # From here on the same pandas steps as summary.summarise_calibration_holdout.
-    out = cal.rename(
-        columns={
-            c: f"{c}_cal"
-            for c in ("frequency", "recency", "T", "monetary_value", "total_spend")
-        }
-    )
-    out = out.join(hold, how="left")
-    out["frequency_holdout"] = out["frequency_holdout"].fillna(0).astype("int64")
-    out["spend_holdout"] = out["spend_holdout"].fillna(0.0).astype(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["monetary_value_holdout"] = np.where(
-            out["frequency_holdout"] > 0,
-            out["spend_holdout"] / out["frequency_holdout"].clip(lower=1),
-            0.0,
-        )
-    out["duration_holdout"] = duration
-    out.attrs.update(
-        cal.attrs, calibration_end=str(cal_end.date()), observation_end=str(end.date())
-    )
-    logger.info(
-        "holdout %s to %s: %d repeat transactions",
-        cal_end.date(),
-        end.date(),
-        int(out["frequency_holdout"].sum()),
-    )
-    return out
+    return assemble_holdout(cal, hold, duration, cal_end, end)
 
 
 _RFM_TYPES = {

@@ -448,6 +448,46 @@ def summarise(
     return df
 
 
+def assemble_holdout(
+    cal: pd.DataFrame,
+    hold: pd.DataFrame,
+    duration: float,
+    cal_end: pd.Timestamp,
+    end: pd.Timestamp,
+) -> pd.DataFrame:
+    """Join a calibration summary and per-customer holdout counts.
+
+    ``hold`` is indexed by ``customer_id`` with ``frequency_holdout`` and
+    ``spend_holdout``; every engine builds its own and finishes here.
+    """
+    out = cal.rename(
+        columns={
+            c: f"{c}_cal"
+            for c in ("frequency", "recency", "T", "monetary_value", "total_spend")
+        }
+    )
+    out = out.join(hold, how="left")
+    out["frequency_holdout"] = out["frequency_holdout"].fillna(0).astype("int64")
+    out["spend_holdout"] = out["spend_holdout"].fillna(0.0).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["monetary_value_holdout"] = np.where(
+            out["frequency_holdout"] > 0,
+            out["spend_holdout"] / out["frequency_holdout"].clip(lower=1),
+            0.0,
+        )
+    out["duration_holdout"] = duration
+    out.attrs.update(
+        cal.attrs, calibration_end=str(cal_end.date()), observation_end=str(end.date())
+    )
+    logger.info(
+        "holdout %s to %s: %d repeat transactions",
+        cal_end.date(),
+        end.date(),
+        int(out["frequency_holdout"].sum()),
+    )
+    return out
+
+
 def summarise_calibration_holdout(
     data: Transactions | pd.DataFrame,
     *,
@@ -545,29 +585,4 @@ def summarise_calibration_holdout(
     periods = tx.connection.execute(f"SELECT {end_p} - {cal_p}").fetchall()[0][0]
     duration = float(rules.to_units(periods))
 
-    out = cal.rename(
-        columns={
-            c: f"{c}_cal"
-            for c in ("frequency", "recency", "T", "monetary_value", "total_spend")
-        }
-    )
-    out = out.join(hold, how="left")
-    out["frequency_holdout"] = out["frequency_holdout"].fillna(0).astype("int64")
-    out["spend_holdout"] = out["spend_holdout"].fillna(0.0).astype(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["monetary_value_holdout"] = np.where(
-            out["frequency_holdout"] > 0,
-            out["spend_holdout"] / out["frequency_holdout"].clip(lower=1),
-            0.0,
-        )
-    out["duration_holdout"] = duration
-    out.attrs.update(
-        cal.attrs, calibration_end=str(cal_end.date()), observation_end=str(end.date())
-    )
-    logger.info(
-        "holdout %s to %s: %d repeat transactions",
-        cal_end.date(),
-        end.date(),
-        int(out["frequency_holdout"].sum()),
-    )
-    return out
+    return assemble_holdout(cal, hold, duration, cal_end, end)
