@@ -169,7 +169,7 @@ def simulate_transactions(
     dates = first.values[who] + pd.to_timedelta(times * time_unit_days, unit="D").values
     log = pd.DataFrame({"customer_id": who, "date": dates, "amount": amount})
     log = log.sort_values(["customer_id", "date"], kind="stable", ignore_index=True)
-    logger.info(
+    logger.debug(
         "simulated %d transactions of %d customers (%s)",
         len(log),
         n_customers,

@@ -165,5 +165,5 @@ def write_report(
     fig.tight_layout()
     fig.savefig(paths["gain_curve.png"], dpi=100)
 
-    logger.info("wrote the backtest report (%d files) to %s", len(paths), out)
+    logger.debug("wrote the backtest report (%d files) to %s", len(paths), out)
     return paths
