@@ -205,9 +205,8 @@ def _read_error(exc: duckdb.Error, what: str) -> DataError:
     return DataError(f"{what}: {lines[0] if lines else exc}")
 
 
-def _check_columns(con, mapping: dict[str, str | None]) -> dict[str, str]:
-    present = [r[0] for r in con.execute("DESCRIBE raw").fetchall()]
-    types = {r[0]: r[1] for r in con.execute("DESCRIBE raw").fetchall()}
+def check_mapped_columns(mapping: dict[str, str | None], present: list[str]) -> None:
+    """Refuse a log that lacks a mapped column, naming what it has instead."""
     missing = [
         f"{role} column {col!r}"
         for role, col in mapping.items()
@@ -220,6 +219,11 @@ def _check_columns(con, mapping: dict[str, str | None]) -> dict[str, str]:
             "(customer_id_col=, date_col=, amount_col=; in the CLI --customer-id-col,"
             " --date-col, --amount-col)."
         )
+
+
+def _check_columns(con, mapping: dict[str, str | None]) -> dict[str, str]:
+    types = {r[0]: r[1] for r in con.execute("DESCRIBE raw").fetchall()}
+    check_mapped_columns(mapping, list(types))
     return types
 
 

@@ -50,6 +50,7 @@ from .load import (
     _YMD_SLASH_RE,
     _file_kind,
     _resolve_paths,
+    check_mapped_columns,
     invalid_row_kinds,
     report_invalid_rows,
 )
@@ -242,19 +243,7 @@ def _source_frame(spark: SparkSession, source) -> tuple[SparkDataFrame, str]:
 
 
 def _check_columns(raw: SparkDataFrame, mapping: dict[str, str | None]) -> None:
-    present = raw.columns
-    missing = [
-        f"{role} column {col!r}"
-        for role, col in mapping.items()
-        if col is not None and col not in present
-    ]
-    if missing:
-        raise DataError(
-            f"The transaction log has no {', no '.join(missing)}. Columns present: "
-            f"{', '.join(present)}. Map yours with the column options "
-            "(customer_id_col=, date_col=, amount_col=; in the CLI --customer-id-col,"
-            " --date-col, --amount-col)."
-        )
+    check_mapped_columns(mapping, raw.columns)
 
 
 def _parse_with(text: Column, java_pattern: str) -> Column:
