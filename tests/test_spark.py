@@ -442,3 +442,10 @@ def test_cli_spark_engine_gives_the_local_scored_list(spark, tmp_path):
         np.testing.assert_allclose(
             distributed[column].to_numpy(), local[column].to_numpy(), rtol=1e-9
         )
+
+
+@pytest.mark.spark
+def test_read_transactions_spark_names_missing_columns(spark):
+    frame = pd.DataFrame({"cust": ["a"], "date": ["2021-01-01"], "amount": ["1"]})
+    with pytest.raises(DataError, match=r"no customer id column 'customer_id'.*cust"):
+        read_transactions_spark(spark, frame)
