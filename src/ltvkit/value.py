@@ -238,6 +238,28 @@ def _monthly_increments(cum: np.ndarray) -> np.ndarray:
     return np.maximum(inc, 0.0)
 
 
+def _value_inputs(
+    frequency,
+    recency,
+    T,
+    monetary_value,
+    time_unit,
+    horizon_months,
+    margin,
+    annual_discount_rate,
+    chunk_size,
+):
+    """Checked options, the monthly discounted margin weights, and the arrays."""
+    horizon_months = _check_horizon(horizon_months)
+    margin = _check_margin(margin)
+    d = _check_discount(annual_discount_rate)
+    chunk_size = _check_chunk_size(chunk_size)
+    days_per_unit(time_unit)
+    arrays = _as_arrays(frequency, recency, T, monetary_value)
+    weights = margin * _discount_factors(horizon_months, d)
+    return horizon_months, chunk_size, weights, arrays
+
+
 def clv(
     purchase_model: PurchaseModel,
     spend_model: SpendModel,
@@ -337,15 +359,18 @@ def clv(
     ...     horizon_months=12, annual_discount_rate=0.0)
     array([120.])
     """
-    horizon_months = _check_horizon(horizon_months)
-    margin = _check_margin(margin)
-    d = _check_discount(annual_discount_rate)
-    chunk_size = _check_chunk_size(chunk_size)
-    days_per_unit(time_unit)
-    f, r, t, m = _as_arrays(frequency, recency, T, monetary_value)
-
+    horizon_months, chunk_size, weights, (f, r, t, m) = _value_inputs(
+        frequency,
+        recency,
+        T,
+        monetary_value,
+        time_unit,
+        horizon_months,
+        margin,
+        annual_discount_rate,
+        chunk_size,
+    )
     spend = _spend_per_purchase(spend_model, f, m)
-    weights = margin * _discount_factors(horizon_months, d)
     out = np.empty(f.size)
     for s, cum in _iter_blocks(
         purchase_model,
@@ -396,12 +421,17 @@ def expected_monthly_margin(
         discounted expected margin of month ``k``, in currency. Each column
         sums to the CLV (of the customer, or the group's total CLV).
     """
-    horizon_months = _check_horizon(horizon_months)
-    margin = _check_margin(margin)
-    d = _check_discount(annual_discount_rate)
-    chunk_size = _check_chunk_size(chunk_size)
-    days_per_unit(time_unit)
-    f, r, t, m = _as_arrays(frequency, recency, T, monetary_value)
+    horizon_months, chunk_size, weights, (f, r, t, m) = _value_inputs(
+        frequency,
+        recency,
+        T,
+        monetary_value,
+        time_unit,
+        horizon_months,
+        margin,
+        annual_discount_rate,
+        chunk_size,
+    )
     if groups is not None:
         groups = np.asarray(groups, dtype=np.int64).reshape(-1)
         if groups.size != f.size or (groups.size and groups.min() < 0):
@@ -412,7 +442,7 @@ def expected_monthly_margin(
         n_groups = int(groups.max()) + 1 if groups.size else 0
 
     spend = _spend_per_purchase(spend_model, f, m)
-    weights = (margin * _discount_factors(horizon_months, d))[:, None]
+    weights = weights[:, None]
     if groups is None:
         out = np.empty((horizon_months, f.size))
     else:
