@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
@@ -239,7 +240,7 @@ def check_params(
     return out
 
 
-class _FittedModel:
+class _FittedModel(ABC):
     """Estimator contract shared by all models (scikit-learn style)."""
 
     kind: ClassVar[str]
@@ -265,20 +266,21 @@ class _FittedModel:
 
     # -- to be supplied by subclasses --------------------------------------------
 
+    @abstractmethod
     def _prepare(self, data_frame) -> tuple[dict[str, np.ndarray], float]:
         """Validate and return the columns used by the likelihood and a time scale."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _loglik(self, theta: np.ndarray, data: _Data, *, grad: bool):
         """Per-row log-likelihood (and gradient w.r.t. natural params, (n, k))."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _start_points(self, data: _Data) -> list[np.ndarray]:
         """Starting log-parameters, in the scaled time unit."""
-        raise NotImplementedError
 
     def _after_fit(self, data_frame) -> None:
-        """Hook for checks on the fitted parameters."""
+        """Hook for checks on the fitted parameters; none by default."""
+        return None
 
     # -- fitting ------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 
 import numpy as np
@@ -90,21 +91,21 @@ class _PurchaseModel(_FittedModel):
 
     # -- numpy level -------------------------------------------------------------
 
+    @abstractmethod
     def conditional_probability_alive(self, frequency, recency, T) -> np.ndarray:
         """P(alive at T | x, t_x, T), broadcast over the arguments."""
-        raise NotImplementedError
 
+    @abstractmethod
     def conditional_expected_purchases(self, t, frequency, recency, T) -> np.ndarray:
         """E[number of purchases in (T, T + t] | x, t_x, T], broadcast."""
-        raise NotImplementedError
 
+    @abstractmethod
     def expected_purchases_new_customer(self, t) -> np.ndarray:
         """E[X(t)]: expected repeat purchases of a new customer in (0, t]."""
-        raise NotImplementedError
 
+    @abstractmethod
     def probability_of_purchases(self, n, t) -> np.ndarray:
         """P(X(t) = n) for a new customer, broadcast over ``n`` and ``t``."""
-        raise NotImplementedError
 
     # -- pandas level ------------------------------------------------------------
 
