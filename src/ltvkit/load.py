@@ -269,15 +269,35 @@ def _date_expression(
                max(try_cast(regexp_extract({s}, '{_DMY_RE}', 3) AS INTEGER))
                    FILTER (WHERE regexp_full_match({s}, '{_DMY_RE}')),
                count(DISTINCT regexp_extract({s}, '{_DMY_RE}', 2))
+                   FILTER (WHERE regexp_full_match({s}, '{_DMY_RE}')),
+               any_value(regexp_extract({s}, '{_DMY_RE}', 2))
                    FILTER (WHERE regexp_full_match({s}, '{_DMY_RE}'))
         FROM raw
         """
     ).fetchall()[0]
-    total, iso, iso_tz, compact, ymd, dmy, max_first, max_second, n_seps = counts
-    # Values that fit none of the known forms are reported later as unreadable
-    # rows; values that fit two different forms make the format ambiguous.
-    if total == 0:
+    form = choose_date_form(col, *counts)
+    if form is None:
         return f"try_strptime({s}, '%Y-%m-%d')"
+    if form == "ISO":
+        return f"try_cast({s} AS TIMESTAMP)"
+    if form == "ISO_TZ":
+        return f"timezone({_literal(timezone)}, try_cast({s} AS TIMESTAMPTZ))"
+    return f"try_strptime({s}, {_literal(form)})"
+
+
+def choose_date_form(
+    col, total, iso, iso_tz, compact, ymd, dmy, max_first, max_second, n_seps, sep
+) -> str | None:
+    """How to read a text date column, from counts of the forms its values take.
+
+    Returns ``None`` for a column with no value, ``"ISO"`` or ``"ISO_TZ"``
+    (ISO timestamps without or with a UTC offset), or a strptime format.
+    Values that fit none of the known forms are left to be reported as
+    unreadable rows; values in two forms, or day/month orders that no value
+    settles, are an error asking for the format. Every engine decides here.
+    """
+    if total == 0:
+        return None
     if iso and iso_tz:
         raise DataError(
             f"The date column {col!r} mixes timestamps with a UTC offset "
@@ -293,18 +313,9 @@ def _date_expression(
             "--date-format '%d.%m.%Y' (date_format=...)."
         )
     form = found[0]
-    if form == "iso":
-        return f"try_cast({s} AS TIMESTAMP)"
-    if form == "iso_tz":
-        return f"timezone({_literal(timezone)}, try_cast({s} AS TIMESTAMPTZ))"
-    if form == "compact":
-        return f"try_strptime({s}, '%Y%m%d')"
-    if form == "ymd":
-        return f"try_strptime({s}, '%Y/%m/%d')"
-    sep = con.execute(
-        f"SELECT any_value(regexp_extract({s}, '{_DMY_RE}', 2)) FROM raw "
-        f"WHERE regexp_full_match({s}, '{_DMY_RE}')"
-    ).fetchall()[0][0]
+    fixed = {"iso": "ISO", "iso_tz": "ISO_TZ", "compact": "%Y%m%d", "ymd": "%Y/%m/%d"}
+    if form in fixed:
+        return fixed[form]
     if max_first > 12 and max_second <= 12:
         fmt = f"%d{sep}%m{sep}%Y"
     elif max_second > 12 and max_first <= 12:
@@ -316,7 +327,7 @@ def _date_expression(
             "format, e.g. --date-format '%m/%d/%Y' (date_format='%m/%d/%Y')."
         )
     logger.info("dates read as %s (the only order the values allow)", fmt)
-    return f"try_strptime({s}, {_literal(fmt)})"
+    return fmt
 
 
 def _amount_expression(col: str, col_type: str) -> str:

@@ -51,6 +51,7 @@ from .load import (
     _file_kind,
     _resolve_paths,
     check_mapped_columns,
+    choose_date_form,
     invalid_row_kinds,
     report_invalid_rows,
 )
@@ -291,41 +292,16 @@ def _date_column(
         F.count_distinct(F.when(dmy, F.regexp_extract(s, _DMY_RE, 2))),
         F.first(F.when(dmy, F.regexp_extract(s, _DMY_RE, 2)), ignorenulls=True),
     ).first()
-    total, iso, iso_tz, compact, ymd, n_dmy, max_first, max_second, n_seps, sep = row
-    if total == 0:
+    form = choose_date_form(col, *row)
+    if form is None:
         return _parse_with(s, "yyyy-M-d")
-    if iso == total:
+    if form == "ISO":
         return s.try_cast("timestamp_ntz")
-    if iso_tz == total:
+    if form == "ISO_TZ":
         return s.try_cast("timestamp").cast("timestamp_ntz")
-    if iso + iso_tz == total:
-        raise DataError(
-            f"The date column {col!r} mixes timestamps with a UTC offset "
-            f"({iso_tz} rows) and without one ({iso} rows), so their time zone "
-            "is ambiguous. Make them all carry an offset, or none."
-        )
-    if compact == total:
-        return _parse_with(s, "yyyyMMdd")
-    if ymd == total:
-        return _parse_with(s, "yyyy/M/d")
-    if n_dmy == total and n_seps == 1:
-        if max_first > 12 and max_second <= 12:
-            fmt = f"%d{sep}%m{sep}%Y"
-        elif max_second > 12 and max_first <= 12:
-            fmt = f"%m{sep}%d{sep}%Y"
-        else:
-            raise DataError(
-                f"The dates in column {col!r} (like 'NN{sep}NN{sep}YYYY') could be "
-                "day-first or month-first, and no value proves which. Give the "
-                "format, e.g. --date-format '%m/%d/%Y' (date_format='%m/%d/%Y')."
-            )
-        logger.info("dates read as %s (the only order the values allow)", fmt)
-        return _parse_with(s, strptime_to_java(fmt))
-    raise DataError(
-        f"The dates in column {col!r} are in a format ltvkit does not recognise "
-        "unambiguously, or in several formats. Give the format, e.g. "
-        "--date-format '%d.%m.%Y' (date_format=...)."
-    )
+    # Single pattern letters also read one-digit months and days.
+    lenient = {"%Y%m%d": "yyyyMMdd", "%Y/%m/%d": "yyyy/M/d"}
+    return _parse_with(s, lenient.get(form) or strptime_to_java(form))
 
 
 def _examples(parsed: SparkDataFrame, cond: Column) -> str:
