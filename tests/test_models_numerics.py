@@ -39,9 +39,13 @@ def test_models_predictions_finite_and_in_range(kind, a, b, r, alpha, x, T, frac
     e = model.conditional_expected_purchases(horizons, x, t_x, T)
     assert np.all(np.isfinite(p)) and np.all((p >= 0) & (p <= 1))
     assert np.all(np.isfinite(e)) and np.all(e >= 0)
-    assert np.all(np.diff(e[:, 0]) >= -1e-12 * np.abs(e[1:, 0]))
+    # Non-decreasing in t up to the methods' stated accuracy (3e-12 relative
+    # against mpmath): where a curve has levelled off, neighbouring horizons
+    # may be computed by different methods.
+    rel = 1e-11
+    assert np.all(np.diff(e[:, 0]) >= -rel * np.abs(e[1:, 0]))
     new = model.expected_purchases_new_customer(horizons[:, 0])
-    assert np.all(np.isfinite(new)) and np.all(np.diff(new) >= 0)
+    assert np.all(np.isfinite(new)) and np.all(np.diff(new) >= -rel * new[1:])
 
 
 def _mp_bgnbd(params, t, x, t_x, T, *, modified=False):

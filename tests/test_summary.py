@@ -267,3 +267,50 @@ def test_summarise_weeks_before_1970_are_whole_weeks():
     weekly = summarise(log, period="W")
     assert weekly.loc["a", ["frequency", "recency", "T"]].tolist() == [2, 2.0, 2.0]
     assert weekly["n_transactions"].dtype == "int64"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"refunds": "net", "zero_amounts": "drop", "duplicates": "drop"},
+        {"period": "W", "refunds": "net"},
+    ],
+)
+def test_summarise_in_several_passes_gives_the_one_pass_result(monkeypatch, options):
+    # Large logs are summarised one share of the customers at a time; the
+    # shares must add up to the same frame and the same warnings, whatever
+    # the row rules.
+    import ltvkit.summary as summary
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    log = frame(
+        {
+            "customer_id": rng.integers(-50, 400, n),
+            "date": pd.Timestamp("2020-01-01")
+            + pd.to_timedelta(rng.integers(0, 400, n), unit="D"),
+            "amount": np.round(rng.gamma(2.0, 20.0, n), 2),
+        }
+    )
+    log.loc[rng.choice(n, 40, replace=False), "amount"] = 0.0
+    log.loc[rng.choice(n, 60, replace=False), "amount"] *= -0.5
+    log["segment"] = np.where(log["customer_id"] % 3 == 0, "paid", "organic")
+    log = pd.concat([log, log.iloc[rng.choice(n, 30, replace=False)]])
+    tx = read_transactions(log, segment_col="segment")
+    if options.get("refunds") != "net":
+        tx = read_transactions(log[log["amount"] >= 0], segment_col="segment")
+
+    def run():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            rfm = summarise(tx, observation_end="2020-12-31", **options)
+        return rfm, sorted(str(w.message) for w in caught)
+
+    one, one_warnings = run()
+    monkeypatch.setattr(summary, "ROWS_PER_PASS", 300)
+    assert summary._n_passes(tx.n_rows) > 5
+    several, several_warnings = run()
+    pd.testing.assert_frame_equal(several, one, check_exact=True)
+    assert several_warnings == one_warnings
+    assert any("exact duplicates" in w for w in one_warnings)

@@ -1,11 +1,13 @@
-"""Atomic file output: write beside the target, then move into place."""
+"""File output written beside the target and moved into place; progress bars."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +15,18 @@ import pandas as pd
 from .errors import ConfigError
 
 TABLE_SUFFIXES = (".csv", ".parquet")
+
+
+def progress(iterable: Iterable, desc: str, total: int) -> Iterable:
+    """``iterable`` with a progress bar on stderr, when it is a terminal and
+    there is more than one step."""
+    if total <= 1:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(
+        iterable, desc=desc, total=total, disable=None, leave=False, file=sys.stderr
+    )
 
 
 def _umask() -> int:

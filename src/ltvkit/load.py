@@ -15,7 +15,7 @@ import logging
 import os
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -84,6 +84,9 @@ class Transactions:
     source: str = ""
     date_format: str | None = None
     columns: dict | None = None
+    _date_range: tuple | None = field(default=None, init=False, repr=False)
+    #: Sum of the row hashes and number of rows up to each day asked for.
+    fingerprints: dict = field(default_factory=dict, init=False, repr=False)
 
     def sql(self, query: str) -> duckdb.DuckDBPyRelation:
         """Run ``query`` on this log's connection."""
@@ -100,10 +103,12 @@ class Transactions:
 
     def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
         """First and last calendar day in the log."""
-        lo, hi = self.connection.execute(
-            f"SELECT min(day), max(day) FROM {self.view}"
-        ).fetchall()[0]
-        return pd.Timestamp(lo), pd.Timestamp(hi)
+        if self._date_range is None:
+            lo, hi = self.connection.execute(
+                f"SELECT min(day), max(day) FROM {self.view}"
+            ).fetchall()[0]
+            self._date_range = (pd.Timestamp(lo), pd.Timestamp(hi))
+        return self._date_range
 
     def __len__(self) -> int:
         return self.n_rows

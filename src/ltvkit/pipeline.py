@@ -133,10 +133,15 @@ def data_fingerprint(tx: Transactions, observation_end: str) -> tuple[str, int]:
 
     Returns the hash (16 hex digits) and the number of rows.
     """
-    value, n_rows = tx.connection.execute(
-        f"""SELECT hash(sum(row_hash::HUGEINT), count(*)), count(*) FROM {tx.view}
-            WHERE day <= DATE '{observation_end}'"""
-    ).fetchall()[0]
+    if observation_end not in tx.fingerprints:  # summarise records it
+        tx.fingerprints[observation_end] = tx.connection.execute(
+            f"""SELECT coalesce(sum(row_hash::HUGEINT), 0), count(*) FROM {tx.view}
+                WHERE day <= DATE '{observation_end}'"""
+        ).fetchall()[0]
+    hash_sum, n_rows = tx.fingerprints[observation_end]
+    value = tx.connection.execute(
+        "SELECT hash($1::HUGEINT, $2::BIGINT)", [hash_sum, n_rows]
+    ).fetchall()[0][0]
     return f"{int(value):016x}", int(n_rows)
 
 

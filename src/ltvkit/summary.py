@@ -30,7 +30,10 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from ._io import progress as _progress
 from .errors import ConfigError, DataError, DataQualityWarning
 from .load import Transactions, read_transactions
 
@@ -228,32 +231,81 @@ def report_row_checks(
         )
 
 
-def _check_rows(tx: Transactions, rules: _Rules, end: pd.Timestamp) -> tuple[str, bool]:
-    """Apply the row rules up to ``end``.
+#: Logs with more rows than this are summarised in several passes, each over
+#: a disjoint share of the customers (by a hash of their id), so that the
+#: engine's per-occasion hash tables hold one share at a time. Scanning the
+#: log again costs less than the memory it saves.
+ROWS_PER_PASS = 500_000
+MAX_PASSES = 16
 
-    Returns SQL of the rows to use, and whether they include refunds.
-    """
-    con, view = tx.connection, tx.view
+
+def _n_passes(n_rows: int) -> int:
+    return int(min(MAX_PASSES, max(1, -(-n_rows // ROWS_PER_PASS))))
+
+
+def _share(k: int, n_passes: int) -> str:
+    """SQL condition picking the ``k``-th of ``n_passes`` shares of customers."""
+    return "TRUE" if n_passes == 1 else f"hash(customer_id) % {n_passes} = {k}"
+
+
+@dataclass(frozen=True)
+class _RowCounts:
+    n_after: int
+    n_neg: int
+    neg_total: float | None
+    n_zero: int
+    n_upto: int
+    hash_sum: int
+
+
+def _row_counts(tx: Transactions, end: pd.Timestamp) -> _RowCounts:
+    """One scan: rows after ``end``, and refunds, zero amounts, all rows and the
+    sum of the row hashes (the data fingerprint) up to it."""
     end_sql = f"DATE '{end.date()}'"
-    n_after, n_neg, neg_total, n_zero, n_dup = con.execute(
+    upto = f"day <= {end_sql}"
+    row = tx.connection.execute(
         f"""
-        SELECT count(*) FILTER (WHERE day > {end_sql}),
-               count(*) FILTER (WHERE day <= {end_sql} AND amount < 0),
-               sum(amount) FILTER (WHERE day <= {end_sql} AND amount < 0),
-               count(*) FILTER (WHERE day <= {end_sql} AND amount = 0),
-               count(*) FILTER (WHERE day <= {end_sql})
-                 - count(DISTINCT row_hash) FILTER (WHERE day <= {end_sql})
-        FROM {view}
+        SELECT count(*) FILTER (WHERE NOT {upto}),
+               count(*) FILTER (WHERE {upto} AND amount < 0),
+               sum(amount) FILTER (WHERE {upto} AND amount < 0),
+               count(*) FILTER (WHERE {upto} AND amount = 0),
+               count(*) FILTER (WHERE {upto}),
+               coalesce(sum(row_hash::HUGEINT) FILTER (WHERE {upto}), 0)
+        FROM {tx.view}
         """
     ).fetchall()[0]
-    report_row_checks(rules, end, n_after, n_neg, neg_total, n_zero, n_dup)
-    where = [f"day <= {end_sql}"]
+    counts = _RowCounts(*row)
+    tx.fingerprints[str(end.date())] = (counts.hash_sum, counts.n_upto)
+    return counts
+
+
+def _n_distinct_rows(tx: Transactions, end: pd.Timestamp, share: str) -> int:
+    return tx.connection.execute(
+        f"""SELECT count(DISTINCT row_hash) FROM {tx.view}
+            WHERE day <= DATE '{end.date()}' AND {share}"""
+    ).fetchall()[0][0]
+
+
+def _rows_sql(view: str, rules: _Rules, end: pd.Timestamp, share: str = "TRUE") -> str:
+    """SQL of the rows to use up to ``end``, by the rules, in one share."""
+    where = [f"day <= DATE '{end.date()}'", share]
     if rules.zero_amounts == "drop":
         where.append("amount <> 0")
     rows = f"SELECT * FROM {view} WHERE {' AND '.join(where)}"
     if rules.duplicates == "drop":
         rows += " QUALIFY row_number() OVER (PARTITION BY row_hash) = 1"
-    return rows, bool(n_neg)
+    return rows
+
+
+def _check_rows(tx: Transactions, rules: _Rules, end: pd.Timestamp) -> tuple[str, bool]:
+    """Apply the row rules up to ``end``.
+
+    Returns SQL of the rows to use, and whether they include refunds.
+    """
+    c = _row_counts(tx, end)
+    n_dup = c.n_upto - _n_distinct_rows(tx, end, "TRUE")
+    report_row_checks(rules, end, c.n_after, c.n_neg, c.neg_total, c.n_zero, n_dup)
+    return _rows_sql(tx.view, rules, end), bool(c.n_neg)
 
 
 def _occasions_sql(
@@ -261,7 +313,8 @@ def _occasions_sql(
 ) -> str:
     """SQL of the purchase occasions: one row per customer and occasion.
 
-    Columns: ``customer_id``, ``p`` (period index), ``total`` (net amount),
+    Columns: ``customer_id``, ``p`` (period index), ``micros`` (net amount
+    in millionths, exact) and ``total`` (the same in currency units),
     ``first_day`` and ``first_ts`` (earliest purchase row), ``n_rows``
     (purchase rows) and ``segment`` (on the earliest purchase row). With
     ``netting`` (needed only when ``rows`` has refunds), each refund-only
@@ -274,32 +327,36 @@ def _occasions_sql(
         if segment
         else "NULL::TIMESTAMP AS first_ts, NULL::VARCHAR AS segment"
     )
+    total = f"CAST(micros AS DOUBLE) / {MONEY_SCALE} AS total"
     per = f"""
         SELECT customer_id, {p} AS p, bool_or(amount >= 0) AS occ,
-               {money_sum("amount")} AS total,
+               sum(CAST(round(amount * {MONEY_SCALE}) AS HUGEINT)) AS micros,
                min(day) FILTER (WHERE amount >= 0) AS first_day,
                count(*) FILTER (WHERE amount >= 0) AS n_rows,
                {first_segment}
         FROM ({rows}) r GROUP BY customer_id, p
     """
     if not netting:
-        return per
+        return f"SELECT *, {total} FROM ({per})"
     return f"""
         WITH per AS ({per}),
         occ AS (SELECT * FROM per WHERE occ),
-        refund AS (SELECT customer_id, p, total FROM per WHERE NOT occ),
+        refund AS (SELECT customer_id, p, micros FROM per WHERE NOT occ),
         firsts AS (SELECT customer_id, min(p) AS p0 FROM occ GROUP BY customer_id),
         moved AS (
             SELECT refund.customer_id, coalesce(occ.p, firsts.p0) AS p,
-                   {money_sum("refund.total")} AS total
+                   sum(refund.micros) AS micros
             FROM refund
             ASOF LEFT JOIN occ
                 ON refund.customer_id = occ.customer_id AND refund.p >= occ.p
             JOIN firsts ON refund.customer_id = firsts.customer_id
             GROUP BY ALL
+        ),
+        netted AS (
+            SELECT occ.* REPLACE (occ.micros + coalesce(moved.micros, 0) AS micros)
+            FROM occ LEFT JOIN moved USING (customer_id, p)
         )
-        SELECT occ.* REPLACE (occ.total + coalesce(moved.total, 0.0) AS total)
-        FROM occ LEFT JOIN moved USING (customer_id, p)
+        SELECT *, {total} FROM netted
     """
 
 
@@ -314,6 +371,26 @@ def _refund_only_sql(rows: str, period: str) -> str:
     """
 
 
+def _customers_sql(occasions: str, end_p: str, segment: bool) -> str:
+    """SQL of one row per customer from the occasions, recency and T in periods."""
+    money = f"CAST({{}} AS DOUBLE) / {MONEY_SCALE}"
+    repeat = money.format("sum(micros) - arg_min(micros, p)")
+    return f"""
+        SELECT customer_id,
+               count(*) - 1 AS frequency,
+               max(p) - min(p) AS recency,
+               {end_p} - min(p) AS T,
+               CASE WHEN count(*) > 1 THEN {repeat} / (count(*) - 1) ELSE 0.0 END
+                   AS monetary_value,
+               {money.format("sum(micros)")} AS total_spend,
+               CAST(min(first_day) AS TIMESTAMP) AS first_purchase,
+               CAST(sum(n_rows) AS BIGINT) AS n_transactions,
+               {"arg_min(segment, (first_ts, segment))" if segment else "NULL"}
+                   AS segment
+        FROM ({occasions}) o GROUP BY customer_id
+    """
+
+
 def _customers_frame(
     df: pd.DataFrame, has_segment: bool, rules: _Rules
 ) -> pd.DataFrame:
@@ -325,6 +402,11 @@ def _customers_frame(
     if not has_segment:
         df = df.drop(columns="segment")
     return df
+
+
+def _report_counts(rules: _Rules, end, counts: _RowCounts, n_dup: int) -> None:
+    c = counts
+    report_row_checks(rules, end, c.n_after, c.n_neg, c.neg_total, c.n_zero, n_dup)
 
 
 def _report_refund_only(tx: Transactions, rows: str, period: str) -> None:
@@ -404,34 +486,43 @@ def summarise(
             f"({first_day.date()})."
         )
 
-    rows, has_refunds = _check_rows(tx, rules, end)
-    occasions = _occasions_sql(
-        rows, rules.period, netting=has_refunds, segment=tx.has_segment
-    )
+    counts = _row_counts(tx, end)
+    if counts.n_neg and rules.refunds == "error":
+        report_row_checks(rules, end, 0, counts.n_neg, counts.neg_total, 0, 0)
+    netting = bool(counts.n_neg)
     end_p = _period_index(rules.period, f"DATE '{end.date()}'")
-    df = tx.connection.execute(
-        f"""
-        WITH o AS ({occasions}),
-        f AS (SELECT customer_id, min(p) AS p0 FROM o GROUP BY customer_id)
-        SELECT customer_id,
-               count(*) - 1 AS frequency,
-               max(p) - p0 AS recency,
-               {end_p} - p0 AS T,
-               coalesce(
-                   {money_sum("total", "p > p0")} / (count(*) - 1), 0.0
-               ) AS monetary_value,
-               {money_sum("total")} AS total_spend,
-               min(first_day) AS first_purchase,
-               CAST(sum(n_rows) AS BIGINT) AS n_transactions,
-               arg_min(segment, (first_ts, segment)) AS segment
-        FROM o JOIN f USING (customer_id)
-        GROUP BY customer_id, p0
-        """
-    ).df()
-    if has_refunds:
-        _report_refund_only(tx, rows, rules.period)
-    if df.empty:
+    n_passes = _n_passes(counts.n_upto)
+    parts, n_distinct = [], 0
+    con = tx.connection
+    for k in _progress(range(n_passes), "summarising", n_passes):
+        # The share's rows are read once, for the duplicate count and the
+        # occasions both.
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE ltvkit_share AS
+                SELECT * FROM {tx.view}
+                WHERE day <= DATE '{end.date()}' AND {_share(k, n_passes)}"""
+        )
+        n_distinct += con.execute(
+            "SELECT count(DISTINCT row_hash) FROM ltvkit_share"
+        ).fetchall()[0][0]
+        occasions = _occasions_sql(
+            _rows_sql("ltvkit_share", rules, end),
+            rules.period,
+            netting=netting,
+            segment=tx.has_segment,
+        )
+        query = _customers_sql(occasions, end_p, tx.has_segment)
+        parts.append(con.sql(query).to_arrow_table())
+    con.execute("DROP TABLE IF EXISTS ltvkit_share")
+    _report_counts(rules, end, counts, counts.n_upto - n_distinct)
+    if netting:
+        _report_refund_only(tx, _rows_sql(tx.view, rules, end), rules.period)
+    table = pa.concat_tables(parts)
+    if table.num_rows == 0:
         raise DataError(f"No purchases up to {end.date()} in {tx.source}.")
+    order = pc.sort_indices(table["customer_id"])  # faster than Table.sort_by
+    df = table.take(order).to_pandas(self_destruct=True)
+    del parts, table
     df = _customers_frame(df, tx.has_segment, rules)
     # Refunded purchases are counted here with their net total.
     df["total_spend"] = df["total_spend"].astype(float)
