@@ -99,27 +99,87 @@ def check_table_suffix(path: str | os.PathLike) -> str:
 WRITE_CHUNK_ROWS = 1_000_000
 
 
+class TableWriter:
+    """Append DataFrames to a CSV or Parquet file (by suffix), atomically.
+
+    Use as a context manager: the file appears at ``path`` only when the
+    block ends without an exception. Each frame is written in a background
+    thread while the caller prepares the next one; at most one write is in
+    flight, so memory holds at most two frames.
+
+    >>> import pandas as pd, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "out.csv"
+    >>> with TableWriter(path, index=False) as out:
+    ...     out.write(pd.DataFrame({"x": [1, 2]}))
+    ...     out.write(pd.DataFrame({"x": [3]}))
+    >>> path.read_text().split()
+    ['x', '1', '2', '3']
+    """
+
+    def __init__(self, path: str | os.PathLike, *, index: bool = True):
+        self.kind = check_table_suffix(path)
+        self.path = Path(path)
+        self.index = index
+        self.n_rows = 0
+
+    def __enter__(self) -> TableWriter:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._atomic = atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._pending = None
+        self._parquet = None
+        self._wrote = False
+        return self
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Queue ``frame`` to be written after the frames before it."""
+        if self.kind == "parquet":
+            import pyarrow as pa
+
+            part = pa.Table.from_pandas(frame, preserve_index=self.index)
+        else:
+            part = frame
+        self._wait()
+        self._pending = self._pool.submit(self._write, part, not self._wrote)
+        self._wrote = True
+        self.n_rows += len(frame)
+
+    def _write(self, part, first: bool) -> None:
+        if self.kind == "csv":
+            part.to_csv(self._tmp, index=self.index, mode="a", header=first)
+            return
+        import pyarrow.parquet as pq
+
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(self._tmp, part.schema)
+        self._parquet.write_table(part.cast(self._parquet.schema))
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is None:
+                if not self._wrote:
+                    raise ValueError("TableWriter needs at least one frame.")
+                self._wait()
+        except BaseException as err:
+            exc_type, exc, tb = type(err), err, err.__traceback__
+            raise
+        finally:
+            self._pool.shutdown(wait=True)
+            if self._parquet is not None:
+                self._parquet.close()
+            self._atomic.__exit__(exc_type, exc, tb)
+        return False
+
+
 def write_table(frame: pd.DataFrame, path: str | os.PathLike, *, index=True) -> None:
     """Write ``frame`` as CSV or Parquet (by suffix), atomically, in chunks."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    kind = check_table_suffix(path)
-    chunks = range(0, max(len(frame), 1), WRITE_CHUNK_ROWS)
-    with atomic_path(path) as tmp:
-        if kind == "csv":
-            for start in chunks:
-                part = frame.iloc[start : start + WRITE_CHUNK_ROWS]
-                part.to_csv(tmp, index=index, mode="a", header=start == 0)
-            return
-        writer = None
-        try:
-            for start in chunks:
-                part = frame.iloc[start : start + WRITE_CHUNK_ROWS]
-                table = pa.Table.from_pandas(part, preserve_index=index)
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table.cast(writer.schema))
-        finally:
-            if writer is not None:
-                writer.close()
+    with TableWriter(path, index=index) as out:
+        for start in range(0, max(len(frame), 1), WRITE_CHUNK_ROWS):
+            out.write(frame.iloc[start : start + WRITE_CHUNK_ROWS])

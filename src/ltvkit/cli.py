@@ -423,7 +423,7 @@ def score(ctx, model_dir, out, quiet, debug, **kw) -> None:
     """
     _start(ctx, quiet, debug)
     from .cac import read_customers, read_spend, segment_table
-    from .pipeline import load_trained
+    from .pipeline import load_trained, score_to_file
     from .pipeline import score as score_log
 
     spark = kw["engine"] == "spark"
@@ -441,16 +441,21 @@ def score(ctx, model_dir, out, quiet, debug, **kw) -> None:
             "--spend needs customer segments: give --segment-col (a column of the "
             "log), --segment-by acquisition-month, or --customers."
         )
+    options = dict(
+        observation_end=kw["observation_end"],
+        horizon_months=kw["horizon_months"],
+        margin=kw["margin"],
+        annual_discount_rate=kw["annual_discount_rate"],
+        segment_by=kw["segment_by"],
+    )
+    # Without a segment table to build, the list goes straight to the file,
+    # chunk by chunk.
+    streamed = not spark and spend is None
     try:
-        scored = score_log(
-            trained,
-            tx,
-            observation_end=kw["observation_end"],
-            horizon_months=kw["horizon_months"],
-            margin=kw["margin"],
-            annual_discount_rate=kw["annual_discount_rate"],
-            segment_by=kw["segment_by"],
-        )
+        if streamed:
+            n_scored = score_to_file(trained, tx, Path(out), **options)
+        else:
+            scored = score_log(trained, tx, **options)
     except DataError as exc:
         if "refunds='net'" not in str(exc):
             raise
@@ -483,7 +488,7 @@ def score(ctx, model_dir, out, quiet, debug, **kw) -> None:
             margin=kw["margin"],
             annual_discount_rate=kw["annual_discount_rate"],
         )
-    if not spark:
+    if not spark and not streamed:
         write_table(scored, Path(out))
         n_scored = len(scored)
     if segments is not None and kw["segments_out"]:

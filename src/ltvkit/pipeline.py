@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from ._io import TableWriter, progress
 from .errors import (
     ConfigError,
     DataError,
@@ -35,6 +36,7 @@ __all__ = [
     "fit_spend_model",
     "train",
     "score",
+    "score_to_file",
     "data_fingerprint",
     "save_trained",
     "load_trained",
@@ -417,6 +419,69 @@ def _is_training_log(trained: TrainedModel, tx, observation_end) -> bool:
     return str(pd.Timestamp(observation_end).date()) == trained.observation_end
 
 
+def _scoring_summary(trained: TrainedModel, tx, observation_end, segment_by):
+    """The summary of ``tx`` to score, by the rules ``trained`` was fitted with."""
+    opts = {k: trained.options[k] for k in SUMMARY_OPTIONS}
+    if _is_training_log(trained, tx, observation_end):
+        rfm = trained.summary.copy(deep=False)  # the rows train summarised
+        rfm.attrs = dict(trained.summary.attrs)
+    else:
+        rfm = (_summarise_spark if _is_spark(tx) else summarise)(
+            tx, observation_end=observation_end, **opts
+        )
+    end = pd.Timestamp(rfm.attrs["observation_end"])
+    trained_end = pd.Timestamp(trained.observation_end)
+    if end < trained_end:
+        logger.info("scoring as of %s, before the training end", end.date())
+    if (end - trained_end).days > STALE_AFTER_DAYS:
+        warnings.warn(
+            f"Scoring as of {end.date()}, {(end - trained_end).days} days past the "
+            f"model's training data (to {trained_end.date()}); the model may be "
+            "stale. Retrain it on recent data.",
+            StaleModelWarning,
+            stacklevel=3,
+        )
+    if segment_by == "acquisition-month":
+        rfm["segment"] = rfm["first_purchase"].dt.strftime("%Y-%m")
+    elif segment_by is not None:
+        raise ConfigError(
+            f"segment_by must be 'acquisition-month' or None; got {segment_by!r}."
+        )
+    return rfm
+
+
+def _predicted_spend_ml(trained: TrainedModel, tx, rfm, horizon_months: int):
+    """The regressor's spend over the horizon for every customer of ``rfm``."""
+    # Spend is assumed to accrue evenly when the regressor's window differs
+    # from the horizon asked for.
+    scale = horizon_months * days_per_unit("M") / trained.regressor.horizon_days
+    if abs(scale - 1) > 1e-9:
+        logger.info("predicted_spend_ml scaled by %.3f to the horizon", scale)
+    end = pd.Timestamp(rfm.attrs["observation_end"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        predicted = trained.regressor.predict(tx, as_of=end, rfm=rfm) * scale
+    return predicted.reindex(rfm.index).fillna(0.0)
+
+
+def _scored_parts(trained, tx, rfm, value_options, chunk_rows):
+    """The scored list of ``rfm``, ``chunk_rows`` customers at a time."""
+    predicted = None
+    if trained.regressor is not None:
+        predicted = _predicted_spend_ml(
+            trained, tx, rfm, value_options["horizon_months"]
+        )
+    for start in range(0, max(len(rfm), 1), chunk_rows):
+        part = rfm.iloc[start : start + chunk_rows]
+        scored = score_customers(
+            part, trained.purchase_model, trained.spend_model, **value_options
+        )
+        if predicted is not None:
+            scored["predicted_spend_ml"] = predicted.iloc[start : start + chunk_rows]
+        scored.attrs.update(rfm.attrs)
+        yield scored
+
+
 def score(
     trained: TrainedModel,
     tx: Transactions,
@@ -455,42 +520,20 @@ def score(
     -----
     StaleModelWarning
         When the log runs more than a year past the training data.
-    """
-    opts = {k: trained.options[k] for k in SUMMARY_OPTIONS}
-    on_spark = _is_spark(tx)
-    if _is_training_log(trained, tx, observation_end):
-        rfm = trained.summary.copy()  # the same rows, summarised by train
-        rfm.attrs = dict(trained.summary.attrs)
-    else:
-        rfm = (_summarise_spark if on_spark else summarise)(
-            tx, observation_end=observation_end, **opts
-        )
-    end = pd.Timestamp(rfm.attrs["observation_end"])
-    trained_end = pd.Timestamp(trained.observation_end)
-    if end < trained_end:
-        logger.info("scoring as of %s, before the training end", end.date())
-    if (end - trained_end).days > STALE_AFTER_DAYS:
-        warnings.warn(
-            f"Scoring as of {end.date()}, {(end - trained_end).days} days past the "
-            f"model's training data (to {trained_end.date()}); the model may be "
-            "stale. Retrain it on recent data.",
-            StaleModelWarning,
-            stacklevel=2,
-        )
-    if segment_by == "acquisition-month":
-        rfm["segment"] = rfm["first_purchase"].dt.strftime("%Y-%m")
-    elif segment_by is not None:
-        raise ConfigError(
-            f"segment_by must be 'acquisition-month' or None; got {segment_by!r}."
-        )
 
+    See Also
+    --------
+    score_to_file : the same list written to a file chunk by chunk, for
+        logs with more customers than a DataFrame should hold.
+    """
+    rfm = _scoring_summary(trained, tx, observation_end, segment_by)
     value_options = dict(
         time_unit=trained.time_unit,
         horizon_months=horizon_months,
         margin=margin,
         annual_discount_rate=annual_discount_rate,
     )
-    if on_spark:
+    if _is_spark(tx):
         from .spark import score_spark
 
         if trained.regressor is not None:
@@ -507,21 +550,54 @@ def score(
             spark=tx.sparkSession,
             **value_options,
         )
-    scored = score_customers(
-        rfm, trained.purchase_model, trained.spend_model, **value_options
-    )
-    if trained.regressor is not None:
-        # Spend is assumed to accrue evenly when the regressor's window differs
-        # from the horizon asked for.
-        scale = horizon_months * days_per_unit("M") / trained.regressor.horizon_days
-        if abs(scale - 1) > 1e-9:
-            logger.info("predicted_spend_ml scaled by %.3f to the horizon", scale)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DataQualityWarning)
-            predicted = trained.regressor.predict(tx, as_of=end, rfm=rfm) * scale
-        scored["predicted_spend_ml"] = predicted.reindex(scored.index).fillna(0.0)
-    scored.attrs.update(rfm.attrs)
+    (scored,) = _scored_parts(trained, tx, rfm, value_options, max(len(rfm), 1))
     return scored
+
+
+#: Customers scored and written at a time by :func:`score_to_file`.
+SCORE_CHUNK_ROWS = 250_000
+
+
+def score_to_file(
+    trained: TrainedModel,
+    tx: Transactions,
+    path,
+    *,
+    observation_end=None,
+    horizon_months: int = 12,
+    margin: float = 1.0,
+    annual_discount_rate: float = 0.10,
+    segment_by: str | None = None,
+) -> int:
+    """Score every customer of ``tx`` and write the list to ``path``.
+
+    The list of :func:`score`, written to a CSV or Parquet file (by suffix)
+    :data:`SCORE_CHUNK_ROWS` customers at a time: each chunk is written
+    while the next is scored, and the file appears only once complete.
+
+    Returns
+    -------
+    int
+        The number of customers written.
+    """
+    if _is_spark(tx):
+        raise ConfigError(
+            "score_to_file runs on the local engine; for a Spark log use score() "
+            "and ltvkit.spark.write_scores_spark."
+        )
+    rfm = _scoring_summary(trained, tx, observation_end, segment_by)
+    value_options = dict(
+        time_unit=trained.time_unit,
+        horizon_months=horizon_months,
+        margin=margin,
+        annual_discount_rate=annual_discount_rate,
+    )
+    parts = _scored_parts(trained, tx, rfm, value_options, SCORE_CHUNK_ROWS)
+    n_chunks = -(-len(rfm) // SCORE_CHUNK_ROWS)
+    with TableWriter(path) as out:
+        for part in progress(parts, "scoring", n_chunks):
+            out.write(part)
+    return out.n_rows
 
 
 def save_trained(trained: TrainedModel, folder, *, force: bool = False):

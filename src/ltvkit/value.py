@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataError, format_examples
+from .models._base import _Data
 from .summary import days_per_unit
 
 __all__ = [
@@ -238,6 +239,58 @@ def _monthly_increments(cum: np.ndarray) -> np.ndarray:
     return np.maximum(inc, 0.0)
 
 
+def _curve_sums(
+    purchase_model,
+    frequency,
+    recency,
+    T,
+    weights,
+    *,
+    time_unit: str,
+    horizon_months: int,
+    chunk_size: int,
+    p_alive: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expected purchases over the horizon, and their sum weighted month by
+    month by ``weights``, for each customer.
+
+    A model that splits its prediction into P(alive) times the purchases of a
+    live customer (``expected_purchases_if_alive``) has the monthly curve
+    evaluated once per distinct (frequency, T); others are evaluated for
+    every customer, block by block.
+    """
+    if_alive = getattr(purchase_model, "expected_purchases_if_alive", None)
+    if if_alive is None:
+        purchases, weighted = np.empty(frequency.size), np.empty(frequency.size)
+        for s, cum in _iter_blocks(
+            purchase_model,
+            frequency,
+            recency,
+            T,
+            time_unit=time_unit,
+            horizon_months=horizon_months,
+            chunk_size=chunk_size,
+        ):
+            purchases[s] = cum[-1]
+            weighted[s] = _weighted_months(weights, _monthly_increments(cum))
+        return purchases, weighted
+    t = _month_times(horizon_months, time_unit)
+    pairs = _Data({"x": frequency, "T": T})
+    ux, uT = pairs["x"], pairs["T"]
+    last, summed = np.empty(ux.size), np.empty(ux.size)
+    for start in range(0, ux.size, chunk_size):
+        s = slice(start, start + chunk_size)
+        cum = np.asarray(if_alive(t, ux[s], uT[s]), dtype=float)
+        cum = np.broadcast_to(cum, (horizon_months, cum.shape[-1]))
+        last[s] = cum[-1]
+        # P(alive) >= 0 scales the whole curve, so it can be applied after.
+        summed[s] = _weighted_months(weights, _monthly_increments(cum))
+    if p_alive is None:
+        p_alive = purchase_model.conditional_probability_alive(frequency, recency, T)
+    alive = np.asarray(p_alive, dtype=float)
+    return last[pairs.inverse] * alive, summed[pairs.inverse] * alive
+
+
 def _value_inputs(
     frequency,
     recency,
@@ -371,18 +424,17 @@ def clv(
         chunk_size,
     )
     spend = _spend_per_purchase(spend_model, f, m)
-    out = np.empty(f.size)
-    for s, cum in _iter_blocks(
+    _, weighted = _curve_sums(
         purchase_model,
         f,
         r,
         t,
+        weights,
         time_unit=time_unit,
         horizon_months=horizon_months,
         chunk_size=chunk_size,
-    ):
-        out[s] = _weighted_months(weights, _monthly_increments(cum)) * spend[s]
-    return out
+    )
+    return weighted * spend
 
 
 def expected_monthly_margin(
@@ -641,19 +693,18 @@ def score_customers(
     )
     spend = _spend_per_purchase(spend_model, f, m)
     weights = margin * _discount_factors(horizon_months, d)
-    purchases = np.empty(f.size)
-    value = np.empty(f.size)
-    for s, cum in _iter_blocks(
+    purchases, weighted = _curve_sums(
         purchase_model,
         f,
         r,
         t,
+        weights,
         time_unit=time_unit,
         horizon_months=horizon_months,
         chunk_size=chunk_size,
-    ):
-        purchases[s] = cum[-1]
-        value[s] = _weighted_months(weights, _monthly_increments(cum)) * spend[s]
+        p_alive=p_alive,
+    )
+    value = weighted * spend
     total = (
         rfm["total_spend"].to_numpy(dtype=float)
         if "total_spend" in rfm

@@ -100,6 +100,12 @@ class _PurchaseModel(_FittedModel):
         """E[number of purchases in (T, T + t] | x, t_x, T], broadcast."""
 
     @abstractmethod
+    def expected_purchases_if_alive(self, t, frequency, T) -> np.ndarray:
+        """E[purchases in (T, T + t] | alive at T, x, T], broadcast; times
+        :meth:`conditional_probability_alive` it gives
+        :meth:`conditional_expected_purchases`."""
+
+    @abstractmethod
     def expected_purchases_new_customer(self, t) -> np.ndarray:
         """E[X(t)]: expected repeat purchases of a new customer in (0, t]."""
 

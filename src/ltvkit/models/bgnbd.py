@@ -266,14 +266,23 @@ class BGNBDModel(_PurchaseModel):
         ndarray
             Finite, >= 0 and non-decreasing in ``t``.
         """
+        x, t_x, T = broadcast_float(frequency, recency, T)
+        alive = self.expected_purchases_if_alive(t, x, T)
+        return alive * self.conditional_probability_alive(x, t_x, T)
+
+    def expected_purchases_if_alive(self, t, frequency, T) -> np.ndarray:
+        """E[purchases in (T, T + t] | alive at T, x, T], broadcast.
+
+        :meth:`conditional_expected_purchases` is this times
+        :meth:`conditional_probability_alive`.
+        """
         r, alpha, a, b = self._theta()
 
         def alive_purchases(t_, x_, T_):
             return beta_mixture_purchases(r + x_, a, b + x_, t_ / (alpha + T_))
 
-        x, t_x, T = broadcast_float(frequency, recency, T)
-        core = dedup_over_customers(alive_purchases, t, x, T)
-        return core * self.conditional_probability_alive(x, t_x, T)
+        x, T = broadcast_float(frequency, T)
+        return dedup_over_customers(alive_purchases, t, x, T)
 
     def expected_purchases_new_customer(self, t) -> np.ndarray:
         """E[X(t)] for a customer just acquired (FHL 2005 eq. 9)."""

@@ -152,14 +152,19 @@ class MBGNBDModel(_PurchaseModel):
 
         Broadcasts like :meth:`BGNBDModel.conditional_expected_purchases`.
         """
+        x, t_x, T = broadcast_float(frequency, recency, T)
+        alive = self.expected_purchases_if_alive(t, x, T)
+        return alive * self.conditional_probability_alive(x, t_x, T)
+
+    def expected_purchases_if_alive(self, t, frequency, T) -> np.ndarray:
+        """E[purchases in (T, T + t] | alive at T, x, T], broadcast."""
         r, alpha, a, b = self._theta()
 
         def alive_purchases(t_, x_, T_):
             return beta_mixture_purchases(r + x_, a, b + x_ + 1.0, t_ / (alpha + T_))
 
-        x, t_x, T = broadcast_float(frequency, recency, T)
-        core = dedup_over_customers(alive_purchases, t, x, T)
-        return core * self.conditional_probability_alive(x, t_x, T)
+        x, T = broadcast_float(frequency, T)
+        return dedup_over_customers(alive_purchases, t, x, T)
 
     def expected_purchases_new_customer(self, t) -> np.ndarray:
         """E[X(t)] for a customer just acquired."""

@@ -129,14 +129,18 @@ class ParetoNBDModel(_PurchaseModel):
         ``t`` in the time unit of the data; broadcasts like
         :meth:`BGNBDModel.conditional_expected_purchases`.
         """
+        x, t_x, T = broadcast_float(frequency, recency, T)
+        alive = self.expected_purchases_if_alive(t, x, T)
+        return alive * self.conditional_probability_alive(x, t_x, T)
+
+    def expected_purchases_if_alive(self, t, frequency, T) -> np.ndarray:
+        """E[purchases in (T, T + t] | alive at T, x, T], broadcast."""
         r, alpha, s, beta = self._theta()
         t = np.asarray(t, dtype=float)
-        x, t_x, T = broadcast_float(frequency, recency, T)
-        p_alive = self.conditional_probability_alive(x, t_x, T)
+        x, T = broadcast_float(frequency, T)
         rate = (r + x) / (alpha + T) * (beta + T)
         # (1 - ((beta+T)/(beta+T+t))^(s-1)) / (s-1), with its limit at s = 1
-        life = expm1_ratio(s - 1.0, np.log1p(t / (beta + T)))
-        return p_alive * rate * life
+        return rate * expm1_ratio(s - 1.0, np.log1p(t / (beta + T)))
 
     def expected_purchases_new_customer(self, t) -> np.ndarray:
         """E[X(t)] for a customer just acquired (note 009, eq. 17)."""

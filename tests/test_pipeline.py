@@ -1,0 +1,63 @@
+"""The train / score pipeline: scoring straight to a file, chunk by chunk."""
+
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+import pytest
+
+import ltvkit.pipeline as pipeline
+from ltvkit import read_transactions
+
+
+@pytest.fixture(scope="module")
+def trained_sample(cdnow_sample):
+    tx = read_transactions(cdnow_sample)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trained = pipeline.train(tx, time_unit="W", backtest=False)
+    return trained, tx
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_score_to_file_in_chunks_writes_the_scored_list(
+    trained_sample, tmp_path, monkeypatch, suffix
+):
+    trained, tx = trained_sample
+    options = dict(horizon_months=6, margin=0.3, annual_discount_rate=0.1)
+    expected = pipeline.score(trained, tx, **options)
+    assert "predicted_spend_ml" in expected
+    monkeypatch.setattr(pipeline, "SCORE_CHUNK_ROWS", 500)
+    path = tmp_path / f"scored{suffix}"
+    n = pipeline.score_to_file(trained, tx, path, **options)
+    assert n == len(expected) == 2357
+    if suffix == ".csv":
+        back = pd.read_csv(
+            path, dtype={"customer_id": str}, parse_dates=["first_purchase"]
+        )
+        back = back.set_index("customer_id")
+        expected = expected.astype({"first_purchase": "datetime64[ns]"})
+        back = back.astype({"first_purchase": "datetime64[ns]"})
+    else:
+        back = pd.read_parquet(path)
+    pd.testing.assert_frame_equal(back, expected, check_dtype=False, rtol=1e-12)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_score_to_file_failure_leaves_no_file(trained_sample, tmp_path, monkeypatch):
+    trained, tx = trained_sample
+    monkeypatch.setattr(pipeline, "SCORE_CHUNK_ROWS", 500)
+    real = pipeline.score_customers
+    calls = []
+
+    def fail_on_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "score_customers", fail_on_third)
+    with pytest.raises(RuntimeError, match="disk full"):
+        pipeline.score_to_file(trained, tx, tmp_path / "scored.parquet")
+    assert list(tmp_path.iterdir()) == []
