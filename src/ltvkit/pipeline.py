@@ -27,7 +27,7 @@ from .errors import (
 )
 from .load import Transactions
 from .models import PURCHASE_MODELS, GammaGammaModel
-from .summary import days_per_unit, summarise
+from .summary import FrameSummary, days_per_unit, summary_table
 from .value import score_customers
 
 __all__ = [
@@ -85,10 +85,11 @@ class TrainedModel:
     n_rows : int
         Transaction rows up to the observation end.
     summary : pandas.DataFrame or None
-        The RFM summary the models were fitted on (not saved).
+        The RFM summary the models were fitted on (not saved), read when
+        first asked for.
     source : Transactions or None
         The log object trained on (not saved); scoring the same object as of
-        the same day reuses ``summary``.
+        the same day reuses the summary.
     """
 
     purchase_model: Any
@@ -99,8 +100,14 @@ class TrainedModel:
     metrics: dict = field(default_factory=dict)
     data_fingerprint: str = ""
     n_rows: int = 0
-    summary: pd.DataFrame | None = field(default=None, repr=False)
+    summary_source: Any = field(default=None, repr=False, compare=False)
     source: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def summary(self) -> pd.DataFrame | None:
+        if self.summary_source is None:
+            return None
+        return self.summary_source.frame()
 
     @property
     def time_unit(self) -> str:
@@ -322,7 +329,7 @@ def train(
     on_spark = _is_spark(tx)
     if on_spark and model == "auto":
         raise ConfigError("model='auto' needs the local engine's backtest; name one.")
-    rfm = (_summarise_spark if on_spark else summarise)(
+    summary = _summary_of(
         tx,
         time_unit=time_unit,
         observation_end=observation_end,
@@ -331,6 +338,51 @@ def train(
         zero_amounts=zero_amounts,
         duplicates=duplicates,
     )
+    try:
+        return _train_on(
+            summary,
+            tx,
+            model=model,
+            period=period,
+            refunds=refunds,
+            zero_amounts=zero_amounts,
+            duplicates=duplicates,
+            penalizer=penalizer,
+            regressor=regressor,
+            horizon_months=horizon_months,
+            backtest=backtest,
+            calibration_end=calibration_end,
+            criterion=criterion,
+        )
+    except BaseException:
+        summary.close()
+        raise
+
+
+def _summary_of(tx, **options):
+    """The summary of a log: a DuckDB table, or a frame collected from Spark."""
+    if _is_spark(tx):
+        return FrameSummary(_summarise_spark(tx, **options))
+    return summary_table(tx, **options)
+
+
+def _train_on(
+    summary,
+    tx,
+    *,
+    model,
+    period,
+    refunds,
+    zero_amounts,
+    duplicates,
+    penalizer,
+    regressor,
+    horizon_months,
+    backtest,
+    calibration_end,
+    criterion,
+) -> TrainedModel:
+    on_spark = _is_spark(tx)
     if on_spark and (backtest or regressor):
         warnings.warn(
             "On the Spark engine the backtest and the spend regressor are not run "
@@ -341,23 +393,23 @@ def train(
         )
         backtest = regressor = False
     options = {
-        "time_unit": rfm.attrs["time_unit"],
+        "time_unit": summary.attrs["time_unit"],
         "period": period,
         "refunds": refunds,
         "zero_amounts": zero_amounts,
         "duplicates": duplicates,
         "columns": None if on_spark else tx.columns,
     }
-    end = rfm.attrs["observation_end"]
-    n_repeat = int((rfm["frequency"] > 0).sum())
+    end = summary.attrs["observation_end"]
+    n_customers, n_repeat = summary.n_customers, summary.n_repeat
     if n_repeat == 0:
         raise DataError(
-            f"None of the {len(rfm)} customers bought more than once up to {end}, "
+            f"None of the {n_customers} customers bought more than once up to {end}, "
             "so repeat-purchase models cannot be fitted. A longer log is needed."
         )
-    if len(rfm) < MIN_CUSTOMERS or n_repeat < MIN_REPEAT_BUYERS:
+    if n_customers < MIN_CUSTOMERS or n_repeat < MIN_REPEAT_BUYERS:
         raise DataError(
-            f"The log has {len(rfm)} customers, {n_repeat} of them repeat buyers, "
+            f"The log has {n_customers} customers, {n_repeat} of them repeat buyers, "
             f"up to {end}; the models need at least {MIN_CUSTOMERS} customers and "
             f"{MIN_REPEAT_BUYERS} repeat buyers to estimate their parameters."
         )
@@ -375,15 +427,18 @@ def train(
                 )
             model = backtest_report["chosen"].removesuffix("_gg")
             logger.info("backtest chose %s on %s", model, criterion)
-    purchase_model = PURCHASE_MODELS[model](penalizer=penalizer).fit(rfm)
-    spend_model = fit_spend_model(rfm, penalizer=penalizer)
+    # Customers with equal histories enter the fit as one weighted row.
+    purchase_model = PURCHASE_MODELS[model](penalizer=penalizer).fit(
+        summary.purchase_counts(), weights="n"
+    )
+    spend_model = fit_spend_model(summary.repeat_spend(), penalizer=penalizer)
     fitted_regressor = None
     if regressor:
         fitted_regressor = _fit_regressor(tx, options, end, horizon_months)
 
     metrics = {
-        "n_customers": len(rfm),
-        "n_repeat_buyers": int((rfm["frequency"] > 0).sum()),
+        "n_customers": n_customers,
+        "n_repeat_buyers": n_repeat,
         "purchase_log_likelihood": float(purchase_model.log_likelihood_),
         "spend_log_likelihood": float(spend_model.log_likelihood_),
     }
@@ -392,7 +447,7 @@ def train(
         chosen = backtest_report.get("models", {}).get(f"{model}_gg")
         if chosen is not None:
             metrics["backtest_of_model"] = chosen
-    logger.info("trained %s + Gamma-Gamma on %d customers", model, len(rfm))
+    logger.info("trained %s + Gamma-Gamma on %d customers", model, n_customers)
     fingerprint, n_rows = (
         _spark_fingerprint(tx, end) if on_spark else data_fingerprint(tx, end)
     )
@@ -405,14 +460,14 @@ def train(
         metrics=metrics,
         data_fingerprint=fingerprint,
         n_rows=n_rows,
-        summary=rfm,
+        summary_source=summary,
         source=None if on_spark else tx,
     )
 
 
 def _is_training_log(trained: TrainedModel, tx, observation_end) -> bool:
     """Whether ``tx`` is the very log object ``trained`` was fitted on."""
-    if trained.summary is None or trained.source is not tx:
+    if trained.summary_source is None or trained.source is not tx:
         return False
     if observation_end is None:
         return trained.observation_end == str(tx.date_range()[1].date())
@@ -423,13 +478,10 @@ def _scoring_summary(trained: TrainedModel, tx, observation_end, segment_by):
     """The summary of ``tx`` to score, by the rules ``trained`` was fitted with."""
     opts = {k: trained.options[k] for k in SUMMARY_OPTIONS}
     if _is_training_log(trained, tx, observation_end):
-        rfm = trained.summary.copy(deep=False)  # the rows train summarised
-        rfm.attrs = dict(trained.summary.attrs)
+        summary = trained.summary_source  # the rows train summarised
     else:
-        rfm = (_summarise_spark if _is_spark(tx) else summarise)(
-            tx, observation_end=observation_end, **opts
-        )
-    end = pd.Timestamp(rfm.attrs["observation_end"])
+        summary = _summary_of(tx, observation_end=observation_end, **opts)
+    end = pd.Timestamp(summary.attrs["observation_end"])
     trained_end = pd.Timestamp(trained.observation_end)
     if end < trained_end:
         logger.info("scoring as of %s, before the training end", end.date())
@@ -441,13 +493,11 @@ def _scoring_summary(trained: TrainedModel, tx, observation_end, segment_by):
             StaleModelWarning,
             stacklevel=3,
         )
-    if segment_by == "acquisition-month":
-        rfm["segment"] = rfm["first_purchase"].dt.strftime("%Y-%m")
-    elif segment_by is not None:
+    if segment_by not in (None, "acquisition-month"):
         raise ConfigError(
             f"segment_by must be 'acquisition-month' or None; got {segment_by!r}."
         )
-    return rfm
+    return summary
 
 
 def _predicted_spend_ml(trained: TrainedModel, tx, rfm, horizon_months: int):
@@ -464,21 +514,22 @@ def _predicted_spend_ml(trained: TrainedModel, tx, rfm, horizon_months: int):
     return predicted.reindex(rfm.index).fillna(0.0)
 
 
-def _scored_parts(trained, tx, rfm, value_options, chunk_rows):
-    """The scored list of ``rfm``, ``chunk_rows`` customers at a time."""
+def _scored_parts(trained, tx, summary, value_options, segment_by, chunk_rows):
+    """The scored list of ``summary``, ``chunk_rows`` customers at a time."""
     predicted = None
     if trained.regressor is not None:
         predicted = _predicted_spend_ml(
-            trained, tx, rfm, value_options["horizon_months"]
+            trained, tx, summary.frame(), value_options["horizon_months"]
         )
-    for start in range(0, max(len(rfm), 1), chunk_rows):
-        part = rfm.iloc[start : start + chunk_rows]
+    for part in summary.chunks(chunk_rows):
+        if segment_by == "acquisition-month":
+            part["segment"] = part["first_purchase"].dt.strftime("%Y-%m")
         scored = score_customers(
             part, trained.purchase_model, trained.spend_model, **value_options
         )
         if predicted is not None:
-            scored["predicted_spend_ml"] = predicted.iloc[start : start + chunk_rows]
-        scored.attrs.update(rfm.attrs)
+            scored["predicted_spend_ml"] = predicted.reindex(scored.index)
+        scored.attrs.update(summary.attrs)
         yield scored
 
 
@@ -526,14 +577,25 @@ def score(
     score_to_file : the same list written to a file chunk by chunk, for
         logs with more customers than a DataFrame should hold.
     """
-    rfm = _scoring_summary(trained, tx, observation_end, segment_by)
+    summary = _scoring_summary(trained, tx, observation_end, segment_by)
     value_options = dict(
         time_unit=trained.time_unit,
         horizon_months=horizon_months,
         margin=margin,
         annual_discount_rate=annual_discount_rate,
     )
+    try:
+        return _score_whole(trained, tx, summary, value_options, segment_by)
+    finally:
+        if summary is not trained.summary_source:
+            summary.close()
+
+
+def _score_whole(trained, tx, summary, value_options, segment_by):
     if _is_spark(tx):
+        rfm = summary.frame()
+        if segment_by == "acquisition-month":
+            rfm["segment"] = rfm["first_purchase"].dt.strftime("%Y-%m")
         from .spark import score_spark
 
         if trained.regressor is not None:
@@ -541,7 +603,7 @@ def score(
                 "On the Spark engine the spend regressor is not applied: the "
                 "scored list has no predicted_spend_ml column.",
                 LtvkitWarning,
-                stacklevel=2,
+                stacklevel=4,
             )
         return score_spark(
             rfm,
@@ -550,7 +612,8 @@ def score(
             spark=tx.sparkSession,
             **value_options,
         )
-    (scored,) = _scored_parts(trained, tx, rfm, value_options, max(len(rfm), 1))
+    rows = max(summary.n_customers, 1)
+    (scored,) = _scored_parts(trained, tx, summary, value_options, segment_by, rows)
     return scored
 
 
@@ -585,18 +648,22 @@ def score_to_file(
             "score_to_file runs on the local engine; for a Spark log use score() "
             "and ltvkit.spark.write_scores_spark."
         )
-    rfm = _scoring_summary(trained, tx, observation_end, segment_by)
+    summary = _scoring_summary(trained, tx, observation_end, segment_by)
     value_options = dict(
         time_unit=trained.time_unit,
         horizon_months=horizon_months,
         margin=margin,
         annual_discount_rate=annual_discount_rate,
     )
-    parts = _scored_parts(trained, tx, rfm, value_options, SCORE_CHUNK_ROWS)
-    n_chunks = -(-len(rfm) // SCORE_CHUNK_ROWS)
-    with TableWriter(path) as out:
-        for part in progress(parts, "scoring", n_chunks):
-            out.write(part)
+    rows = SCORE_CHUNK_ROWS
+    try:
+        parts = _scored_parts(trained, tx, summary, value_options, segment_by, rows)
+        with TableWriter(path) as out:
+            for part in progress(parts, "scoring", -(-summary.n_customers // rows)):
+                out.write(part)
+    finally:
+        if summary is not trained.summary_source:
+            summary.close()
     return out.n_rows
 
 

@@ -23,15 +23,18 @@ The rules, which every function here applies in the same way:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import warnings
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+import duckdb
+
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from ._io import progress as _progress
 from .errors import ConfigError, DataError, DataQualityWarning
@@ -472,6 +475,152 @@ def summarise(
     ConfigError
         An unknown time unit, period or option value.
     """
+    table = summary_table(
+        data,
+        time_unit=time_unit,
+        observation_end=observation_end,
+        period=period,
+        refunds=refunds,
+        zero_amounts=zero_amounts,
+        duplicates=duplicates,
+    )
+    try:
+        return table.frame()
+    finally:
+        table.close()
+
+
+class FrameSummary:
+    """A summary held as a DataFrame (as :func:`summarise` returns it), with
+    the methods that the pipeline reads a summary by."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self._frame = frame
+        self.attrs = dict(frame.attrs)
+        self.n_customers = len(frame)
+        self.n_repeat = int((frame["frequency"] > 0).sum())
+
+    def frame(self) -> pd.DataFrame:
+        """The whole summary, indexed by ``customer_id`` (sorted)."""
+        out = self._frame.copy(deep=False)
+        out.attrs = dict(self.attrs)
+        return out
+
+    def chunks(self, rows: int) -> Iterator[pd.DataFrame]:
+        """The summary ``rows`` customers at a time, in order."""
+        for start in range(0, max(self.n_customers, 1), rows):
+            part = self._frame.iloc[start : start + rows].copy(deep=False)
+            part.attrs = dict(self.attrs)
+            yield part
+
+    def purchase_counts(self) -> pd.DataFrame:
+        """Distinct (frequency, recency, T) with the number of customers, ``n``."""
+        keys = ["frequency", "recency", "T"]
+        return self._frame.groupby(keys).size().rename("n").reset_index()
+
+    def repeat_spend(self) -> pd.DataFrame:
+        """``frequency`` and ``monetary_value`` of the repeat buyers."""
+        repeat = self._frame[self._frame["frequency"] > 0]
+        return repeat[["frequency", "monetary_value"]]
+
+    def close(self) -> None:
+        """Nothing to release; for symmetry with :class:`SummaryTable`."""
+
+
+class SummaryTable:
+    """A summary held by DuckDB, read whole or a chunk at a time.
+
+    One row per customer in a table of the log's connection, with recency
+    and T in whole periods; each read converts them to the time unit as
+    :func:`summarise` does, so all reads give the same values. The table is
+    dropped by :meth:`close`, or when the object is garbage-collected.
+    """
+
+    _ids = itertools.count()
+
+    def __init__(self, tx: Transactions, rules: _Rules, end: pd.Timestamp):
+        self.tx = tx
+        self.rules = rules
+        self.name = f"ltvkit_summary_{next(self._ids)}"
+        self.attrs = dict(
+            time_unit=rules.time_unit,
+            period=rules.period,
+            observation_end=str(end.date()),
+        )
+        self.n_customers = self.n_repeat = 0
+        self._columns = "customer_id, frequency, recency, T, monetary_value, " + (
+            "total_spend, first_purchase, n_transactions"
+            + (", segment" if tx.has_segment else "")
+        )
+        self._finalizer = weakref.finalize(
+            self, _drop_table, tx.connection, self.name
+        )
+
+    def _convert(self, df: pd.DataFrame) -> pd.DataFrame:
+        df = df.set_index("customer_id")
+        df["recency"] = self.rules.to_units(df["recency"])
+        df["T"] = self.rules.to_units(df["T"])
+        df.attrs = dict(self.attrs)
+        return df
+
+    def _ordered(self) -> str:
+        return f"SELECT {self._columns} FROM {self.name} ORDER BY customer_id"
+
+    def frame(self) -> pd.DataFrame:
+        """The whole summary, indexed by ``customer_id`` (sorted)."""
+        arrow = self.tx.connection.sql(self._ordered()).to_arrow_table()
+        return self._convert(arrow.to_pandas(self_destruct=True))
+
+    def chunks(self, rows: int) -> Iterator[pd.DataFrame]:
+        """The summary ``rows`` customers at a time, in order.
+
+        The rows stream from DuckDB: nothing else may run on the log's
+        connection until the iteration ends.
+        """
+        reader = self.tx.connection.sql(self._ordered()).to_arrow_reader(rows)
+        for batch in reader:
+            yield self._convert(batch.to_pandas())
+
+    def purchase_counts(self) -> pd.DataFrame:
+        """Distinct (frequency, recency, T) with the number of customers, ``n``."""
+        df = self.tx.connection.sql(
+            f"""SELECT frequency, recency, T, count(*) AS n FROM {self.name}
+                GROUP BY ALL ORDER BY ALL"""
+        ).df()
+        df["recency"] = self.rules.to_units(df["recency"])
+        df["T"] = self.rules.to_units(df["T"])
+        return df
+
+    def repeat_spend(self) -> pd.DataFrame:
+        """``frequency`` and ``monetary_value`` of the repeat buyers."""
+        return self.tx.connection.sql(
+            f"""SELECT frequency, monetary_value FROM {self.name}
+                WHERE frequency > 0 ORDER BY customer_id"""
+        ).df()
+
+    def close(self) -> None:
+        """Drop the table."""
+        self._finalizer()
+
+
+def _drop_table(con, name: str) -> None:
+    try:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+    except duckdb.Error:  # the connection is already closed
+        pass
+
+
+def summary_table(
+    data: Transactions | pd.DataFrame,
+    *,
+    time_unit: str | None = None,
+    observation_end=None,
+    period: str = "D",
+    refunds: Refunds = "error",
+    zero_amounts: KeepDrop = "keep",
+    duplicates: KeepDrop = "keep",
+) -> SummaryTable:
+    """:func:`summarise`, leaving the summary in DuckDB; see :class:`SummaryTable`."""
     tx = _as_transactions(data)
     rules = _rules(time_unit, period, refunds, zero_amounts, duplicates)
     first_day, last_day = tx.date_range()
@@ -492,8 +641,9 @@ def summarise(
     netting = bool(counts.n_neg)
     end_p = _period_index(rules.period, f"DATE '{end.date()}'")
     n_passes = _n_passes(counts.n_upto)
-    parts, n_distinct = [], 0
+    table = SummaryTable(tx, rules, end)
     con = tx.connection
+    n_distinct = 0
     for k in _progress(range(n_passes), "summarising", n_passes):
         # The share's rows are read once, for the duplicate count and the
         # occasions both.
@@ -512,31 +662,29 @@ def summarise(
             segment=tx.has_segment,
         )
         query = _customers_sql(occasions, end_p, tx.has_segment)
-        parts.append(con.sql(query).to_arrow_table())
+        if k == 0:
+            con.execute(f"CREATE OR REPLACE TABLE {table.name} AS {query}")
+        else:
+            con.execute(f"INSERT INTO {table.name} {query}")
     con.execute("DROP TABLE IF EXISTS ltvkit_share")
     _report_counts(rules, end, counts, counts.n_upto - n_distinct)
     if netting:
         _report_refund_only(tx, _rows_sql(tx.view, rules, end), rules.period)
-    table = pa.concat_tables(parts)
-    if table.num_rows == 0:
+    n, n_repeat = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE frequency > 0) FROM {table.name}"
+    ).fetchall()[0]
+    if n == 0:
+        table.close()
         raise DataError(f"No purchases up to {end.date()} in {tx.source}.")
-    order = pc.sort_indices(table["customer_id"])  # faster than Table.sort_by
-    df = table.take(order).to_pandas(self_destruct=True)
-    del parts, table
-    df = _customers_frame(df, tx.has_segment, rules)
-    # Refunded purchases are counted here with their net total.
-    df["total_spend"] = df["total_spend"].astype(float)
-    df.attrs.update(
-        time_unit=rules.time_unit, period=rules.period, observation_end=str(end.date())
-    )
+    table.n_customers, table.n_repeat = int(n), int(n_repeat)
     logger.info(
         "summarised %d customers (%d repeat buyers) up to %s in unit %s",
-        len(df),
-        int((df["frequency"] > 0).sum()),
+        n,
+        n_repeat,
         end.date(),
         rules.time_unit,
     )
-    return df
+    return table
 
 
 def assemble_holdout(

@@ -54,7 +54,7 @@ class _Data:
     every unique row into them come for free, see :meth:`factor`.
     """
 
-    def __init__(self, columns: dict[str, np.ndarray]):
+    def __init__(self, columns: dict[str, np.ndarray], weights=None):
         names = list(columns)
         codes, uniques = [], []
         for name in names:
@@ -99,6 +99,8 @@ class _Data:
             name: (uniques[i], np.asarray(row_codes[i], dtype=np.intp))
             for i, name in enumerate(names)
         }
+        if weights is not None:  # rows that stand for several customers each
+            counts = np.bincount(inverse, weights=weights, minlength=counts.size)
         self.weights = counts.astype(float)
         self.inverse = np.asarray(inverse, dtype=np.intp)
         self.n = float(counts.sum())
@@ -209,6 +211,28 @@ def validate_rfm(rfm, *, what: str = "rfm") -> tuple[np.ndarray, ...]:
             "the number of repeat purchases; build the frame with ltvkit.summary."
         )
     return x, t_x, T
+
+
+def _check_weights(weights, data_frame) -> np.ndarray | None:
+    """Row weights as a float array: finite, >= 0, one per row, some > 0."""
+    if weights is None:
+        return None
+    if isinstance(weights, str):
+        if weights not in data_frame:
+            raise DataError(f"weights names the column {weights!r}, which is absent.")
+        weights = data_frame[weights]
+    w = pd.to_numeric(pd.Series(np.asarray(weights).ravel()), errors="coerce")
+    w = w.to_numpy(dtype=float)
+    if w.size != len(data_frame):
+        raise DataError(
+            f"weights has {w.size} values for {len(data_frame)} rows; give one "
+            "per row."
+        )
+    if not np.all(np.isfinite(w) & (w >= 0)) or not np.any(w > 0):
+        raise DataError(
+            "weights must be finite numbers >= 0 (customers per row), not all 0."
+        )
+    return w
 
 
 def check_params(
@@ -401,19 +425,31 @@ class _FittedModel(ABC):
                 break
         return best, x, f, g
 
-    def fit(self, data_frame) -> _FittedModel:
-        """Fit by maximum likelihood; see the class docstring. Returns ``self``."""
+    def fit(self, data_frame, weights=None) -> _FittedModel:
+        """Fit by maximum likelihood; see the class docstring. Returns ``self``.
+
+        Parameters
+        ----------
+        data_frame : DataFrame
+            The summary to fit on.
+        weights : str or array-like, optional
+            The number of customers each row stands for, when rows of equal
+            histories have been aggregated: a column of ``data_frame`` or an
+            array of its length. By default every row is one customer.
+        """
         self._check_options()
         columns, scale = self._prepare(data_frame)
-        return self._fit_prepared(data_frame, columns, scale)
+        return self._fit_prepared(
+            data_frame, columns, scale, _check_weights(weights, data_frame)
+        )
 
-    def _fit_prepared(self, data_frame, columns, scale) -> _FittedModel:
+    def _fit_prepared(self, data_frame, columns, scale, weights=None):
         """The fit proper, on the columns ``_prepare`` returned."""
         self._check_options()
         c = self._scale_vector(scale)
         # Compress once, in the data's own unit (for the reported likelihood),
         # and fit on the same rows in the scaled unit.
-        raw = _Data(columns)
+        raw = _Data(columns, weights)
         data = raw.transformed(lambda cols: self._scale_columns(cols, scale))
         logger.debug(
             "%s: %d customers, %d unique rows",
