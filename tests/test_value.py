@@ -17,8 +17,10 @@ from ltvkit.errors import ConfigError, DataError
 from ltvkit.models import BGNBDModel, GammaGammaModel
 from ltvkit.value import (
     DAYS_PER_MONTH,
+    PurchaseCurves,
     clv,
     expected_monthly_margin,
+    month_weights,
     payback_months,
     score_customers,
 )
@@ -479,3 +481,31 @@ def test_clv_million_customers_speed(bg, gg):
     elapsed = time.perf_counter() - start
     assert np.isfinite(value).all()
     assert elapsed < 10, f"1M customers x 12 months took {elapsed:.1f} s"
+
+
+def test_purchase_curves_serve_chunks_and_new_histories(bg, gg):
+    # Curves built for part of a summary give the per-chunk results, and
+    # compute the (frequency, T) pairs they were not built with.
+    rng = np.random.default_rng(5)
+    n = 400
+    T = rng.integers(1, 60, n) / 7.0
+    frequency = rng.integers(0, 12, n).astype(float)
+    recency = np.where(frequency > 0, T * rng.uniform(0, 1, n), 0.0)
+    rfm = pd.DataFrame(
+        {
+            "frequency": frequency,
+            "recency": recency,
+            "T": T,
+            "monetary_value": np.where(frequency > 0, rng.gamma(3, 10, n), 0.0),
+        }
+    )
+    options = dict(time_unit="W", horizon_months=9, margin=0.4)
+    direct = score_customers(rfm, bg, gg, **options)
+    weights = month_weights(9, margin=0.4)
+    curves = PurchaseCurves(
+        bg, frequency[:150], T[:150], weights, time_unit="W", horizon_months=9
+    )
+    served = score_customers(rfm, bg, gg, curves=curves, **options)
+    pd.testing.assert_frame_equal(served, direct, rtol=1e-13)
+    assert curves.serves(bg, weights, time_unit="W", horizon_months=9)
+    assert not curves.serves(bg, weights, time_unit="W", horizon_months=8)

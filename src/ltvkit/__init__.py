@@ -2,8 +2,11 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._malloc import tune_malloc
 from .load import Transactions, load_cdnow, read_transactions
 from .summary import summarise, summarise_calibration_holdout
+
+tune_malloc()
 
 try:
     __version__ = version("ltvkit")

@@ -150,10 +150,21 @@ class TableWriter:
         if self.kind == "csv":
             part.to_csv(self._tmp, index=self.index, mode="a", header=first)
             return
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         if self._parquet is None:
-            self._parquet = pq.ParquetWriter(self._tmp, part.schema)
+            # Dictionary pages pay off for the repetitive columns only; float
+            # scores and ids are nearly all distinct.
+            index = set(part.schema.pandas_metadata.get("index_columns", []))
+            repetitive = [
+                f.name
+                for f in part.schema
+                if not pa.types.is_floating(f.type) and f.name not in index
+            ]
+            self._parquet = pq.ParquetWriter(
+                self._tmp, part.schema, use_dictionary=repetitive
+            )
         self._parquet.write_table(part.cast(self._parquet.schema))
 
     def _wait(self) -> None:

@@ -28,7 +28,7 @@ from .errors import (
 from .load import Transactions
 from .models import PURCHASE_MODELS, GammaGammaModel
 from .summary import FrameSummary, days_per_unit, summary_table
-from .value import score_customers
+from .value import PurchaseCurves, month_weights, score_customers
 
 __all__ = [
     "TrainedModel",
@@ -521,11 +521,32 @@ def _scored_parts(trained, tx, summary, value_options, segment_by, chunk_rows):
         predicted = _predicted_spend_ml(
             trained, tx, summary.frame(), value_options["horizon_months"]
         )
+    curves = None
+    if summary.n_customers > chunk_rows and hasattr(
+        trained.purchase_model, "expected_purchases_if_alive"
+    ):
+        pairs = summary.frequency_T()
+        curves = PurchaseCurves(
+            trained.purchase_model,
+            pairs["frequency"].to_numpy(float),
+            pairs["T"].to_numpy(float),
+            month_weights(
+                value_options["horizon_months"],
+                margin=value_options["margin"],
+                annual_discount_rate=value_options["annual_discount_rate"],
+            ),
+            time_unit=value_options["time_unit"],
+            horizon_months=value_options["horizon_months"],
+        )
     for part in summary.chunks(chunk_rows):
         if segment_by == "acquisition-month":
             part["segment"] = part["first_purchase"].dt.strftime("%Y-%m")
         scored = score_customers(
-            part, trained.purchase_model, trained.spend_model, **value_options
+            part,
+            trained.purchase_model,
+            trained.spend_model,
+            curves=curves,
+            **value_options,
         )
         if predicted is not None:
             scored["predicted_spend_ml"] = predicted.reindex(scored.index)

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import duckdb
-
 import numpy as np
 import pandas as pd
 
@@ -289,6 +288,29 @@ def _n_distinct_rows(tx: Transactions, end: pd.Timestamp, share: str) -> int:
     ).fetchall()[0][0]
 
 
+def _counted_duplicates(tx: Transactions, table: str, end: pd.Timestamp) -> int:
+    """Duplicate rows from a summary's ``dup_rows``, counted row by row for
+    the customers with an occasion of more than two rows."""
+    con = tx.connection
+    known = con.execute(
+        f"""SELECT coalesce(sum(dup_rows) FILTER (WHERE dup_unknown = 0), 0)
+            FROM {table}"""
+    ).fetchall()[0][0]
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE ltvkit_recount AS
+            SELECT customer_id FROM {table} WHERE dup_unknown > 0"""
+    )
+    try:
+        (recounted,) = con.execute(
+            f"""SELECT count(*) - count(DISTINCT row_hash) FROM {tx.view}
+                SEMI JOIN ltvkit_recount USING (customer_id)
+                WHERE day <= DATE '{end.date()}'"""
+        ).fetchall()[0]
+    finally:
+        con.execute("DROP TABLE ltvkit_recount")
+    return int(known) + int(recounted)
+
+
 def _rows_sql(view: str, rules: _Rules, end: pd.Timestamp, share: str = "TRUE") -> str:
     """SQL of the rows to use up to ``end``, by the rules, in one share."""
     where = [f"day <= DATE '{end.date()}'", share]
@@ -312,7 +334,12 @@ def _check_rows(tx: Transactions, rules: _Rules, end: pd.Timestamp) -> tuple[str
 
 
 def _occasions_sql(
-    rows: str, period: str, *, netting: bool = True, segment: bool = True
+    rows: str,
+    period: str,
+    *,
+    netting: bool = True,
+    segment: bool = True,
+    duplicates: bool = False,
 ) -> str:
     """SQL of the purchase occasions: one row per customer and occasion.
 
@@ -322,6 +349,9 @@ def _occasions_sql(
     (purchase rows) and ``segment`` (on the earliest purchase row). With
     ``netting`` (needed only when ``rows`` has refunds), each refund-only
     period is added to the latest occasion before it, or to the first.
+    With ``duplicates`` (and without ``netting``), ``dup_rows`` counts the
+    exact duplicates among an occasion's rows when it has two, and is NULL
+    when it has more (two rows are copies when their row hashes agree).
     """
     p = _period_index(period, "day")
     first_segment = (
@@ -337,10 +367,18 @@ def _occasions_sql(
                min(day) FILTER (WHERE amount >= 0) AS first_day,
                count(*) FILTER (WHERE amount >= 0) AS n_rows,
                {first_segment}
+               {", min(row_hash) AS h_lo, max(row_hash) AS h_hi" if duplicates else ""}
         FROM ({rows}) r GROUP BY customer_id, p
     """
     if not netting:
-        return f"SELECT *, {total} FROM ({per})"
+        dups = (
+            """, CASE WHEN n_rows = 1 THEN 0
+                      WHEN n_rows = 2 THEN CAST(h_lo = h_hi AS INTEGER)
+                 END AS dup_rows"""
+            if duplicates
+            else ""
+        )
+        return f"SELECT *, {total}{dups} FROM ({per})"
     return f"""
         WITH per AS ({per}),
         occ AS (SELECT * FROM per WHERE occ),
@@ -374,9 +412,20 @@ def _refund_only_sql(rows: str, period: str) -> str:
     """
 
 
-def _customers_sql(occasions: str, end_p: str, segment: bool) -> str:
-    """SQL of one row per customer from the occasions, recency and T in periods."""
+def _customers_sql(
+    occasions: str, end_p: str, segment: bool, duplicates: bool = False
+) -> str:
+    """SQL of one row per customer from the occasions, recency and T in periods.
+
+    With ``duplicates``, ``dup_rows`` adds up the occasions' ``dup_rows`` and
+    ``dup_unknown`` counts those left NULL.
+    """
     money = f"CAST({{}} AS DOUBLE) / {MONEY_SCALE}"
+    dups = (
+        ", sum(dup_rows) AS dup_rows, count(*) - count(dup_rows) AS dup_unknown"
+        if duplicates
+        else ""
+    )
     repeat = money.format("sum(micros) - arg_min(micros, p)")
     return f"""
         SELECT customer_id,
@@ -390,6 +439,7 @@ def _customers_sql(occasions: str, end_p: str, segment: bool) -> str:
                CAST(sum(n_rows) AS BIGINT) AS n_transactions,
                {"arg_min(segment, (first_ts, segment))" if segment else "NULL"}
                    AS segment
+               {dups}
         FROM ({occasions}) o GROUP BY customer_id
     """
 
@@ -518,6 +568,10 @@ class FrameSummary:
         keys = ["frequency", "recency", "T"]
         return self._frame.groupby(keys).size().rename("n").reset_index()
 
+    def frequency_T(self) -> pd.DataFrame:
+        """Distinct (frequency, T)."""
+        return self._frame[["frequency", "T"]].drop_duplicates()
+
     def repeat_spend(self) -> pd.DataFrame:
         """``frequency`` and ``monetary_value`` of the repeat buyers."""
         repeat = self._frame[self._frame["frequency"] > 0]
@@ -552,9 +606,7 @@ class SummaryTable:
             "total_spend, first_purchase, n_transactions"
             + (", segment" if tx.has_segment else "")
         )
-        self._finalizer = weakref.finalize(
-            self, _drop_table, tx.connection, self.name
-        )
+        self._finalizer = weakref.finalize(self, _drop_table, tx.connection, self.name)
 
     def _convert(self, df: pd.DataFrame) -> pd.DataFrame:
         df = df.set_index("customer_id")
@@ -588,6 +640,14 @@ class SummaryTable:
                 GROUP BY ALL ORDER BY ALL"""
         ).df()
         df["recency"] = self.rules.to_units(df["recency"])
+        df["T"] = self.rules.to_units(df["T"])
+        return df
+
+    def frequency_T(self) -> pd.DataFrame:
+        """Distinct (frequency, T)."""
+        df = self.tx.connection.sql(
+            f"SELECT DISTINCT frequency, T FROM {self.name} ORDER BY ALL"
+        ).df()
         df["T"] = self.rules.to_units(df["T"])
         return df
 
@@ -643,31 +703,31 @@ def summary_table(
     n_passes = _n_passes(counts.n_upto)
     table = SummaryTable(tx, rules, end)
     con = tx.connection
+    # With every row of the log in the occasions, duplicates are counted on
+    # the way (row by row only for the rare occasions of three rows or more).
+    in_occasions = not netting and rules.zero_amounts == rules.duplicates == "keep"
     n_distinct = 0
     for k in _progress(range(n_passes), "summarising", n_passes):
-        # The share's rows are read once, for the duplicate count and the
-        # occasions both.
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE ltvkit_share AS
-                SELECT * FROM {tx.view}
-                WHERE day <= DATE '{end.date()}' AND {_share(k, n_passes)}"""
-        )
-        n_distinct += con.execute(
-            "SELECT count(DISTINCT row_hash) FROM ltvkit_share"
-        ).fetchall()[0][0]
+        share = _share(k, n_passes)
+        if not in_occasions:
+            n_distinct += _n_distinct_rows(tx, end, share)
         occasions = _occasions_sql(
-            _rows_sql("ltvkit_share", rules, end),
+            _rows_sql(tx.view, rules, end, share),
             rules.period,
             netting=netting,
             segment=tx.has_segment,
+            duplicates=in_occasions,
         )
-        query = _customers_sql(occasions, end_p, tx.has_segment)
+        query = _customers_sql(occasions, end_p, tx.has_segment, in_occasions)
         if k == 0:
             con.execute(f"CREATE OR REPLACE TABLE {table.name} AS {query}")
         else:
             con.execute(f"INSERT INTO {table.name} {query}")
-    con.execute("DROP TABLE IF EXISTS ltvkit_share")
-    _report_counts(rules, end, counts, counts.n_upto - n_distinct)
+    if in_occasions:
+        n_dup = _counted_duplicates(tx, table.name, end)
+    else:
+        n_dup = counts.n_upto - n_distinct
+    _report_counts(rules, end, counts, n_dup)
     if netting:
         _report_refund_only(tx, _rows_sql(tx.view, rules, end), rules.period)
     n, n_repeat = con.execute(

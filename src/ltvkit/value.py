@@ -250,6 +250,7 @@ def _curve_sums(
     horizon_months: int,
     chunk_size: int,
     p_alive: np.ndarray | None = None,
+    curves: PurchaseCurves | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Expected purchases over the horizon, and their sum weighted month by
     month by ``weights``, for each customer.
@@ -274,21 +275,97 @@ def _curve_sums(
             purchases[s] = cum[-1]
             weighted[s] = _weighted_months(weights, _monthly_increments(cum))
         return purchases, weighted
-    t = _month_times(horizon_months, time_unit)
-    pairs = _Data({"x": frequency, "T": T})
-    ux, uT = pairs["x"], pairs["T"]
-    last, summed = np.empty(ux.size), np.empty(ux.size)
-    for start in range(0, ux.size, chunk_size):
-        s = slice(start, start + chunk_size)
-        cum = np.asarray(if_alive(t, ux[s], uT[s]), dtype=float)
-        cum = np.broadcast_to(cum, (horizon_months, cum.shape[-1]))
-        last[s] = cum[-1]
-        # P(alive) >= 0 scales the whole curve, so it can be applied after.
-        summed[s] = _weighted_months(weights, _monthly_increments(cum))
+    options = dict(time_unit=time_unit, horizon_months=horizon_months)
+    if curves is None or not curves.serves(purchase_model, weights, **options):
+        curves = PurchaseCurves(
+            purchase_model, frequency, T, weights, chunk_size=chunk_size, **options
+        )
+    last, summed = curves.at(frequency, T)
     if p_alive is None:
         p_alive = purchase_model.conditional_probability_alive(frequency, recency, T)
     alive = np.asarray(p_alive, dtype=float)
-    return last[pairs.inverse] * alive, summed[pairs.inverse] * alive
+    return last * alive, summed * alive
+
+
+class PurchaseCurves:
+    """A live customer's expected purchases over the horizon, and their sum
+    weighted month by month, for each distinct (frequency, T).
+
+    Built once for a whole summary, it serves every chunk of it; a pair it
+    was not built with is computed when asked for.
+    """
+
+    def __init__(
+        self,
+        purchase_model,
+        frequency,
+        T,
+        weights,
+        *,
+        time_unit: str,
+        horizon_months: int,
+        chunk_size: int = 200_000,
+    ):
+        self.weights = weights
+        self._model = purchase_model
+        self._options = dict(
+            time_unit=time_unit, horizon_months=horizon_months, chunk_size=chunk_size
+        )
+        pairs = _Data({"x": frequency, "T": T})
+        self.x, self.T = pairs["x"], pairs["T"]  # in lexicographic order
+        self._ux, self._uT = pairs.factor("x")[0], pairs.factor("T")[0]
+        self._keys = self._key(self.x, self.T)
+        t = _month_times(horizon_months, time_unit)
+        self.last, self.summed = np.empty(self.x.size), np.empty(self.x.size)
+        for start in range(0, self.x.size, chunk_size):
+            s = slice(start, start + chunk_size)
+            x = self.x[s]
+            cum = purchase_model.expected_purchases_if_alive(t, x, self.T[s])
+            cum = np.broadcast_to(np.asarray(cum, float), (horizon_months, x.size))
+            self.last[s] = cum[-1]
+            # P(alive) >= 0 scales the whole curve, so it can be applied after.
+            self.summed[s] = _weighted_months(weights, _monthly_increments(cum))
+
+    def serves(self, purchase_model, weights, *, time_unit, horizon_months) -> bool:
+        """Whether these curves are those of this model, unit, horizon and
+        monthly weights."""
+        return (
+            self._model is purchase_model
+            and self._options["time_unit"] == time_unit
+            and self._options["horizon_months"] == horizon_months
+            and np.array_equal(self.weights, weights)
+        )
+
+    def _key(self, x, T) -> np.ndarray:
+        """Lexicographic rank of (x, T) among the known values; -1 if unknown."""
+        ix = np.searchsorted(self._ux, x).clip(max=self._ux.size - 1)
+        iT = np.searchsorted(self._uT, T).clip(max=self._uT.size - 1)
+        known = (self._ux[ix] == x) & (self._uT[iT] == T)
+        return np.where(known, ix * self._uT.size + iT, -1)
+
+    def at(self, frequency, T) -> tuple[np.ndarray, np.ndarray]:
+        """``last`` and ``summed`` for each customer."""
+        key = self._key(np.asarray(frequency, float) + 0.0, np.asarray(T, float) + 0.0)
+        pos = np.searchsorted(self._keys, key).clip(max=self._keys.size - 1)
+        found = (key >= 0) & (self._keys[pos] == key)
+        if found.all():
+            return self.last[pos], self.summed[pos]
+        new = PurchaseCurves(
+            self._model, frequency[~found], T[~found], self.weights, **self._options
+        )
+        last, summed = self.last[pos], self.summed[pos]
+        last[~found], summed[~found] = new.at(frequency[~found], T[~found])
+        return last, summed
+
+
+def month_weights(
+    horizon_months: int, *, margin: float = 1.0, annual_discount_rate: float = 0.10
+) -> np.ndarray:
+    """The weight of each month's expected purchases in CLV: the margin, discounted
+    from the end of the month (see :func:`clv`)."""
+    return margin * _discount_factors(
+        _check_horizon(horizon_months), _check_discount(annual_discount_rate)
+    )
 
 
 def _value_inputs(
@@ -309,7 +386,7 @@ def _value_inputs(
     chunk_size = _check_chunk_size(chunk_size)
     days_per_unit(time_unit)
     arrays = _as_arrays(frequency, recency, T, monetary_value)
-    weights = margin * _discount_factors(horizon_months, d)
+    weights = month_weights(horizon_months, margin=margin, annual_discount_rate=d)
     return horizon_months, chunk_size, weights, arrays
 
 
@@ -616,6 +693,7 @@ def score_customers(
     margin: float = 1.0,
     annual_discount_rate: float = 0.10,
     chunk_size: int | None = None,
+    curves: PurchaseCurves | None = None,
 ) -> pd.DataFrame:
     """Score every customer: probability alive, expected purchases, spend, CLV.
 
@@ -633,6 +711,10 @@ def score_customers(
         ``rfm.attrs`` records a different unit, a ConfigError is raised.
     horizon_months, margin, annual_discount_rate, chunk_size
         As in :func:`clv`.
+    curves : PurchaseCurves, optional
+        Built for the whole summary with the same model, horizon and
+        weights, when it is scored in chunks: each distinct (frequency, T)
+        is then evaluated once, not once per chunk.
 
     Returns
     -------
@@ -692,7 +774,7 @@ def score_customers(
         purchase_model.conditional_probability_alive(f, r, t), dtype=float
     )
     spend = _spend_per_purchase(spend_model, f, m)
-    weights = margin * _discount_factors(horizon_months, d)
+    weights = month_weights(horizon_months, margin=margin, annual_discount_rate=d)
     purchases, weighted = _curve_sums(
         purchase_model,
         f,
@@ -703,6 +785,7 @@ def score_customers(
         horizon_months=horizon_months,
         chunk_size=chunk_size,
         p_alive=p_alive,
+        curves=curves,
     )
     value = weighted * spend
     total = (

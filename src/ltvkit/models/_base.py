@@ -225,8 +225,7 @@ def _check_weights(weights, data_frame) -> np.ndarray | None:
     w = w.to_numpy(dtype=float)
     if w.size != len(data_frame):
         raise DataError(
-            f"weights has {w.size} values for {len(data_frame)} rows; give one "
-            "per row."
+            f"weights has {w.size} values for {len(data_frame)} rows; give one per row."
         )
     if not np.all(np.isfinite(w) & (w >= 0)) or not np.any(w > 0):
         raise DataError(
