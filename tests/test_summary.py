@@ -314,3 +314,25 @@ def test_summarise_in_several_passes_gives_the_one_pass_result(monkeypatch, opti
     pd.testing.assert_frame_equal(several, one, check_exact=True)
     assert several_warnings == one_warnings
     assert any("exact duplicates" in w for w in one_warnings)
+
+
+@pytest.mark.parametrize("zero_amounts", ["keep", "drop"])
+def test_summarise_counts_exact_duplicates_in_crowded_days(zero_amounts):
+    # Many rows per customer and day, with copies in twos, threes and more,
+    # and rows that differ in the amount only: the count is that of pandas.
+    rng = np.random.default_rng(11)
+    n = 600
+    log = frame(
+        {
+            "customer_id": rng.integers(0, 40, n),
+            "date": pd.Timestamp("2022-03-01")
+            + pd.to_timedelta(rng.integers(0, 6, n), unit="D"),
+            "amount": rng.choice([0.0, 5.0, 7.5, 10.0], n),
+        }
+    )
+    copies = log.iloc[rng.choice(n, 150)]
+    log = pd.concat([log, copies, copies.iloc[:40], copies.iloc[:10]])
+    expected = int(log.duplicated().sum())
+    assert expected > 150
+    with pytest.warns(DataQualityWarning, match=f"^{expected} rows are exact dup"):
+        summarise(read_transactions(log), zero_amounts=zero_amounts)
