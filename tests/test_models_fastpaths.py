@@ -162,3 +162,27 @@ def test_dedup_sorted_and_unsorted_blocks_agree():
     np.testing.assert_array_equal(
         dedup_over_customers(func, t, x[order], T[order]), expected[:, order]
     )
+
+
+@pytest.mark.parametrize("model_class", [BGNBDModel, MBGNBDModel])
+def test_warm_start_from_a_share_of_customers_reaches_the_same_maximum(
+    cdnow_master, monkeypatch, model_class
+):
+    # Large fits start with Newton steps from a fit on a random share of the
+    # customers; they must land on the maximum the full search finds.
+    import ltvkit.models._base as base
+    from ltvkit import read_transactions, summarise
+
+    rfm = summarise(read_transactions(cdnow_master), time_unit="W")
+    counts = rfm.groupby(["frequency", "recency", "T"]).size().rename("n")
+    counts = counts.reset_index()
+    cold = model_class().fit(counts, weights="n")
+    assert "share" not in cold.optimizer_status_
+    monkeypatch.setattr(base, "_WARM_START_ROWS", len(counts) // 5)
+    warm = model_class().fit(counts, weights="n")
+    assert "share" in warm.optimizer_status_
+    for name, value in cold.params_.items():
+        assert warm.params_[name] == pytest.approx(value, rel=1e-9)
+    assert warm.log_likelihood_ == pytest.approx(cold.log_likelihood_, rel=1e-12)
+    for name, se in cold.standard_errors_.items():
+        assert warm.standard_errors_[name] == pytest.approx(se, rel=1e-7)
