@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ltvkit.models import PURCHASE_MODELS, BGNBDModel, MBGNBDModel
+from ltvkit.models._special import beta_mixture_purchases
 
 positive = st.floats(min_value=0.01, max_value=50.0)
 small_ab = st.floats(min_value=0.01, max_value=0.99)
@@ -132,3 +133,43 @@ def test_models_pareto_death_integral_matches_mpmath():
             r, alpha, s, beta, np.array([x]), np.array([t_x]), np.array([T])
         )[0]
         assert got == pytest.approx(ref, rel=1e-10, abs=1e-10)
+
+
+def _mp_beta_mixture(A, a, B, tau):
+    """E[(1 - (1 + p tau)^-A) / p] for p ~ Beta(a, B), at 50 digits."""
+    with mp.workdps(50):
+        A, a, B, tau = (mp.mpf(v) for v in (A, a, B, tau))
+        log_beta = mp.loggamma(a) + mp.loggamma(B) - mp.loggamma(a + B)
+
+        def integrand(p):
+            if p <= 0 or p >= 1:
+                return mp.mpf(0)
+            log_pdf = (a - 1) * mp.log(p) + (B - 1) * mp.log1p(-p) - log_beta
+            return (1 - (1 + p * tau) ** (-A)) / p * mp.exp(log_pdf)
+
+        mu = a / (a + B)
+        sd = mp.sqrt(a * B / ((a + B) ** 2 * (a + B + 1)))
+        points = sorted({mp.mpf(0), max(mp.mpf(0), mu - 12 * sd), mu, mp.mpf(1)})
+        points.insert(-1, min(mp.mpf(1), mu + 12 * sd))
+        return float(mp.quad(integrand, sorted(set(points)), maxdegree=10))
+
+
+@pytest.mark.parametrize(
+    "A, a, B",
+    [
+        (2.2, 1e8, 1e13),  # a degenerate fit: dropout all but impossible
+        (50.0, 1e5, 1e4),
+        (2.2, 1e8, 5.0),
+        (0.3, 150.0, 1e8),
+        (50.0, 3.0, 1e13),
+        (2.2, 1e3, 1e13),
+    ],
+)
+def test_beta_mixture_is_accurate_for_concentrated_and_extreme_betas(A, a, B):
+    # Fits on small or degenerate data can end far out on a ridge of the
+    # likelihood (a and b in the millions); predictions there must be finite
+    # and as accurate as anywhere.
+    taus = np.array([1e-3, 0.05, 0.5, 3.0, 100.0])
+    got = beta_mixture_purchases(A, a, B, taus)
+    want = np.array([_mp_beta_mixture(A, a, B, t) for t in taus])
+    np.testing.assert_allclose(got, want, rtol=1e-10)

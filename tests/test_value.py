@@ -483,7 +483,10 @@ def test_clv_million_customers_speed(bg, gg):
     assert elapsed < 10, f"1M customers x 12 months took {elapsed:.1f} s"
 
 
-def test_purchase_curves_serve_chunks_and_new_histories(bg, gg):
+@pytest.mark.parametrize("grid_cells", [2**22, 10])
+def test_purchase_curves_serve_chunks_and_new_histories(
+    bg, gg, monkeypatch, grid_cells
+):
     # Curves built for part of a summary give the per-chunk results, and
     # compute the (frequency, T) pairs they were not built with.
     rng = np.random.default_rng(5)
@@ -499,6 +502,9 @@ def test_purchase_curves_serve_chunks_and_new_histories(bg, gg):
             "monetary_value": np.where(frequency > 0, rng.gamma(3, 10, n), 0.0),
         }
     )
+    import ltvkit.value as value
+
+    monkeypatch.setattr(value, "_GRID_CELLS", grid_cells)
     options = dict(time_unit="W", horizon_months=9, margin=0.4)
     direct = score_customers(rfm, bg, gg, **options)
     weights = month_weights(9, margin=0.4)

@@ -292,13 +292,11 @@ def _counted_duplicates(tx: Transactions, table: str, end: pd.Timestamp) -> int:
     """Duplicate rows from a summary's ``dup_rows``, counted row by row for
     the customers with an occasion of more than two rows."""
     con = tx.connection
-    known = con.execute(
-        f"""SELECT coalesce(sum(dup_rows) FILTER (WHERE dup_unknown = 0), 0)
-            FROM {table}"""
-    ).fetchall()[0][0]
+    known = con.execute(f"SELECT coalesce(sum(dup_rows), 0) FROM {table}")
+    known = known.fetchall()[0][0]
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE ltvkit_recount AS
-            SELECT customer_id FROM {table} WHERE dup_unknown > 0"""
+            SELECT customer_id FROM {table} WHERE dup_rows IS NULL"""
     )
     try:
         (recounted,) = con.execute(
@@ -417,26 +415,28 @@ def _customers_sql(
 ) -> str:
     """SQL of one row per customer from the occasions, recency and T in periods.
 
-    With ``duplicates``, ``dup_rows`` adds up the occasions' ``dup_rows`` and
-    ``dup_unknown`` counts those left NULL.
+    With ``duplicates``, ``dup_rows`` adds up the occasions' ``dup_rows``,
+    NULL if any of them is. Counts are 32-bit and days are dates, to keep
+    the table small; readers widen them.
     """
     money = f"CAST({{}} AS DOUBLE) / {MONEY_SCALE}"
     dups = (
-        ", sum(dup_rows) AS dup_rows, count(*) - count(dup_rows) AS dup_unknown"
+        """, CAST(CASE WHEN count(dup_rows) = count(*) THEN sum(dup_rows) END
+                  AS INTEGER) AS dup_rows"""
         if duplicates
         else ""
     )
     repeat = money.format("sum(micros) - arg_min(micros, p)")
     return f"""
         SELECT customer_id,
-               count(*) - 1 AS frequency,
-               max(p) - min(p) AS recency,
-               {end_p} - min(p) AS T,
+               CAST(count(*) - 1 AS INTEGER) AS frequency,
+               CAST(max(p) - min(p) AS INTEGER) AS recency,
+               CAST({end_p} - min(p) AS INTEGER) AS T,
                CASE WHEN count(*) > 1 THEN {repeat} / (count(*) - 1) ELSE 0.0 END
                    AS monetary_value,
                {money.format("sum(micros)")} AS total_spend,
-               CAST(min(first_day) AS TIMESTAMP) AS first_purchase,
-               CAST(sum(n_rows) AS BIGINT) AS n_transactions,
+               min(first_day) AS first_purchase,
+               CAST(sum(n_rows) AS INTEGER) AS n_transactions,
                {"arg_min(segment, (first_ts, segment))" if segment else "NULL"}
                    AS segment
                {dups}
@@ -602,8 +602,11 @@ class SummaryTable:
             observation_end=str(end.date()),
         )
         self.n_customers = self.n_repeat = 0
-        self._columns = "customer_id, frequency, recency, T, monetary_value, " + (
-            "total_spend, first_purchase, n_transactions"
+        self._columns = (
+            "customer_id, CAST(frequency AS BIGINT) AS frequency, recency, T, "
+            "monetary_value, total_spend, "
+            "CAST(first_purchase AS TIMESTAMP) AS first_purchase, "
+            "CAST(n_transactions AS BIGINT) AS n_transactions"
             + (", segment" if tx.has_segment else "")
         )
         self._finalizer = weakref.finalize(self, _drop_table, tx.connection, self.name)
@@ -636,8 +639,9 @@ class SummaryTable:
     def purchase_counts(self) -> pd.DataFrame:
         """Distinct (frequency, recency, T) with the number of customers, ``n``."""
         df = self.tx.connection.sql(
-            f"""SELECT frequency, recency, T, count(*) AS n FROM {self.name}
-                GROUP BY ALL ORDER BY ALL"""
+            f"""SELECT CAST(frequency AS BIGINT) AS frequency, recency, T,
+                       count(*) AS n
+                FROM {self.name} GROUP BY ALL ORDER BY ALL"""
         ).df()
         df["recency"] = self.rules.to_units(df["recency"])
         df["T"] = self.rules.to_units(df["T"])
@@ -646,7 +650,8 @@ class SummaryTable:
     def frequency_T(self) -> pd.DataFrame:
         """Distinct (frequency, T)."""
         df = self.tx.connection.sql(
-            f"SELECT DISTINCT frequency, T FROM {self.name} ORDER BY ALL"
+            f"""SELECT DISTINCT CAST(frequency AS BIGINT) AS frequency, T
+                FROM {self.name} ORDER BY ALL"""
         ).df()
         df["T"] = self.rules.to_units(df["T"])
         return df
@@ -654,8 +659,8 @@ class SummaryTable:
     def repeat_spend(self) -> pd.DataFrame:
         """``frequency`` and ``monetary_value`` of the repeat buyers."""
         return self.tx.connection.sql(
-            f"""SELECT frequency, monetary_value FROM {self.name}
-                WHERE frequency > 0 ORDER BY customer_id"""
+            f"""SELECT CAST(frequency AS BIGINT) AS frequency, monetary_value
+                FROM {self.name} WHERE frequency > 0 ORDER BY customer_id"""
         ).df()
 
     def close(self) -> None:

@@ -287,6 +287,10 @@ def _curve_sums(
     return last * alive, summed * alive
 
 
+#: Largest grid of distinct frequency by distinct T that PurchaseCurves keeps.
+_GRID_CELLS = 2**22
+
+
 class PurchaseCurves:
     """A live customer's expected purchases over the horizon, and their sum
     weighted month by month, for each distinct (frequency, T).
@@ -313,8 +317,16 @@ class PurchaseCurves:
         )
         pairs = _Data({"x": frequency, "T": T})
         self.x, self.T = pairs["x"], pairs["T"]  # in lexicographic order
-        self._ux, self._uT = pairs.factor("x")[0], pairs.factor("T")[0]
-        self._keys = self._key(self.x, self.T)
+        (self._ux, ix), (self._uT, iT) = pairs.factor("x"), pairs.factor("T")
+        # Positions of the pairs by their codes: a grid of the distinct x by
+        # the distinct T (-1 where a combination does not occur), or, when
+        # that would be large, the sorted codes.
+        self._grid = self._codes = None
+        if self._ux.size * self._uT.size <= _GRID_CELLS:
+            self._grid = np.full((self._ux.size, self._uT.size), -1, dtype=np.intp)
+            self._grid[ix, iT] = np.arange(self.x.size)
+        else:
+            self._codes = ix.astype(np.int64) * self._uT.size + iT
         t = _month_times(horizon_months, time_unit)
         self.last, self.summed = np.empty(self.x.size), np.empty(self.x.size)
         for start in range(0, self.x.size, chunk_size):
@@ -336,18 +348,23 @@ class PurchaseCurves:
             and np.array_equal(self.weights, weights)
         )
 
-    def _key(self, x, T) -> np.ndarray:
-        """Lexicographic rank of (x, T) among the known values; -1 if unknown."""
+    def _positions(self, x, T) -> np.ndarray:
+        """Index of each (x, T) among the distinct pairs; -1 if not one."""
         ix = np.searchsorted(self._ux, x).clip(max=self._ux.size - 1)
         iT = np.searchsorted(self._uT, T).clip(max=self._uT.size - 1)
         known = (self._ux[ix] == x) & (self._uT[iT] == T)
-        return np.where(known, ix * self._uT.size + iT, -1)
+        if self._grid is not None:
+            return np.where(known, self._grid[ix, iT], -1)
+        code = ix.astype(np.int64) * self._uT.size + iT
+        pos = np.searchsorted(self._codes, code).clip(max=self._codes.size - 1)
+        return np.where(known & (self._codes[pos] == code), pos, -1)
 
     def at(self, frequency, T) -> tuple[np.ndarray, np.ndarray]:
         """``last`` and ``summed`` for each customer."""
-        key = self._key(np.asarray(frequency, float) + 0.0, np.asarray(T, float) + 0.0)
-        pos = np.searchsorted(self._keys, key).clip(max=self._keys.size - 1)
-        found = (key >= 0) & (self._keys[pos] == key)
+        frequency = np.asarray(frequency, float) + 0.0
+        T = np.asarray(T, float) + 0.0
+        pos = self._positions(frequency, T)
+        found = pos >= 0
         if found.all():
             return self.last[pos], self.summed[pos]
         new = PurchaseCurves(

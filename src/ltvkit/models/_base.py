@@ -38,6 +38,16 @@ _WARM_GRAD_NORM = 1e-10
 _ACCEPT_GRAD_NORM = 1e-4
 
 
+#: Rows of per-row likelihood terms computed at a time: the temporaries of a
+#: block stay in the CPU's caches, and memory does not grow with the data.
+_BLOCK_ROWS = 1 << 16
+
+
+def _blocks(n: int):
+    """Slices of ``range(n)`` of at most :data:`_BLOCK_ROWS` rows."""
+    return [slice(i, i + _BLOCK_ROWS) for i in range(0, max(n, 1), _BLOCK_ROWS)]
+
+
 def wsum(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
     """``weights @ values`` over the first axis, without BLAS.
 

@@ -22,7 +22,7 @@ Two integrals carry all the hard numerics:
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import betaln, expit, hyp2f1
+from scipy.special import expit, hyp2f1
 
 __all__ = [
     "beta_mixture_purchases",
@@ -42,6 +42,8 @@ _CLOSED_MIN_Z = 0.25
 _CLOSED_MAX_Z = 0.999
 _CLOSED_MAX_PARAM = 200.0
 _SERIES_MAX_TERMS = 400
+_SERIES_MAX_AZ = 20.0
+_SERIES_MAX_CANCEL = 1e4
 
 # Double-exponential rule: s in [-S, S] with 2 * _DE_HALF + 1 equal steps.
 _DE_HALF = 120
@@ -112,9 +114,12 @@ def beta_mixture_purchases(A, a, B, tau):
     ``C (1 - (1 - z)**(a-1)) / (a - 1) - (1 - z)**(a-1) H`` where
     ``H = sum_{n>=1} (C - A)_n (a)_{n-1} / ((C + 1)_{n-1} n!) z**n``; every
     denominator is positive because ``C > -1``, so the series has no poles.
-    It is used for ``z <= 0.6``. Larger ``z`` (horizons longer than 1.5 times
-    ``alpha + T``) use a double-exponential quadrature of the expectation in
-    the logit of ``p``.
+    It is used for ``z <= 0.6`` while ``a z <= 20`` (its terms grow like
+    ``(a z)**n / n!`` first) and ``C <= 10**4 max(A, 1)`` (its two parts
+    cancel to about ``A tau``). Other arguments use a double-exponential
+    quadrature of the expectation in the logit of ``p``, centred on the mode
+    and reaching far enough for both the exponential tails of small ``a`` or
+    ``B`` and the near-normal shape of large ones.
 
     Both are exact but slow; in the common region ``0.25 < z <= 0.999``,
     ``C >= 1``, ``|a - 1| >= 0.01``, ``A, B <= 200`` the direct closed form
@@ -130,7 +135,11 @@ def beta_mixture_purchases(A, a, B, tau):
     out = np.empty(A.shape)
     z = tau / (1.0 + tau)
     C = a + B - 1.0
-    use_series = z <= _CLOSED_MIN_Z
+    # The series' terms grow like (a z)**n / n! before they fall, so for
+    # large a z they overflow; and its two parts, each about C z, cancel to
+    # about A tau, losing C / A to rounding. The quadrature serves both.
+    series_ok = (a * z <= _SERIES_MAX_AZ) & (C <= _SERIES_MAX_CANCEL * np.fmax(A, 1.0))
+    use_series = (z <= _CLOSED_MIN_Z) & series_ok
     # Where scipy's hyp2f1 is accurate (checked against mpmath: relative
     # error below 3e-12 over this region) the closed form is a hundred times
     # cheaper than the series or the quadrature.
@@ -146,7 +155,7 @@ def beta_mixture_purchases(A, a, B, tau):
         ok = np.isfinite(value) & (value > 0)
         out[closed] = value
         closed[closed] = ok
-    use_series |= ~closed & (z <= _SERIES_MAX_Z)
+    use_series |= ~closed & (z <= _SERIES_MAX_Z) & series_ok
     if use_series.any():
         out[use_series] = _purchases_series(
             A[use_series], a[use_series], B[use_series], z[use_series]
@@ -164,12 +173,12 @@ def beta_mixture_purchases(A, a, B, tau):
                 *(v[beyond] for v in (A, a, B, C)), _CLOSED_MAX_Z
             )
             out[beyond] = np.fmax(out[beyond], at_edge)
-        after_series = rest & ~beyond
+        cancels = C > _SERIES_MAX_CANCEL * np.fmax(A, 1.0)
+        after_series = rest & ~beyond & ~cancels
         if after_series.any():
             A_s, a_s, B_s = (v[after_series] for v in (A, a, B))
-            at_edge = _purchases_series(
-                A_s, a_s, B_s, np.full(A_s.shape, _SERIES_MAX_Z)
-            )
+            edge = np.minimum(_SERIES_MAX_Z, _SERIES_MAX_AZ / a_s)
+            at_edge = _purchases_series(A_s, a_s, B_s, edge)
             out[after_series] = np.fmax(out[after_series], at_edge)
     return out.reshape(shape)
 
@@ -207,16 +216,25 @@ def _purchases_quadrature(A, a, B, tau):
     spread = np.where(a < 1.0, np.maximum(mode - l_g, 0.0), 0.0)
     centre = mode - 0.5 * spread
     width = np.maximum(width, 0.5 * spread)
-    reach = _DE_TAIL / np.minimum(a, B) / width + 0.5 * spread / width + 1.0
+    # The tails fall off exponentially (rates a and B) far out, and like a
+    # normal of standard deviation ``width`` near the mode when a and B are
+    # large: reach far enough for both.
+    tail = np.maximum(_DE_TAIL / np.minimum(a, B) / width, np.sqrt(2.0 * _DE_TAIL))
+    reach = tail + 0.5 * spread / width + 1.0
     S = np.arcsinh(reach)[:, None]
     grid = np.linspace(-1.0, 1.0, 2 * _DE_HALF + 1)
     s = S * grid
     h = S * (grid[1] - grid[0])
-    ell = centre[:, None] + width[:, None] * np.sinh(s)
+    delta = (centre - mode)[:, None] + width[:, None] * np.sinh(s)  # l - mode
+    ell = mode[:, None] + delta
     jac = h * width[:, None] * np.cosh(s)
     A_, a_, B_, t_ = (v[:, None] for v in (A, a, B, tau))
     log_p = -np.logaddexp(0.0, -ell)
-    log_dens = a_ * ell - (a_ + B_) * np.logaddexp(0.0, ell) - betaln(a_, B_)
+    # The log density relative to the mode, where softplus(l) - softplus(mode)
+    # = log1p(mu expm1(l - mode)) with mu = a / (a + B): no cancellation of
+    # large terms when a and B are large. Normalised by the same rule.
+    mu = (a / (a + B))[:, None]
+    log_dens = a_ * delta - (a_ + B_) * np.log1p(mu * np.expm1(delta))
     log_y = log_p + np.log(t_)  # y = p tau
     y = np.exp(np.minimum(log_y, 700.0))
     tiny = log_y < -30.0
@@ -227,8 +245,8 @@ def _purchases_quadrature(A, a, B, tau):
             np.log(-np.expm1(-A_ * np.log1p(np.where(tiny, 0.0, y)))),
         )
     log_g = log_num - log_p
-    terms = np.exp(log_dens + log_g) * jac
-    return terms.sum(axis=1)
+    dens = np.exp(log_dens) * jac
+    return (dens * np.exp(log_g)).sum(axis=1) / dens.sum(axis=1)
 
 
 # -- Pareto/NBD: the integral over the time of death ------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import betainc, betaln, digamma, expit, gammaln, polygamma, xlogy
 
-from ltvkit.models._base import broadcast_float, wsum
+from ltvkit.models._base import _BLOCK_ROWS, _blocks, broadcast_float, wsum
 from ltvkit.models._purchase import _PurchaseModel, dedup_over_customers
 from ltvkit.models._special import beta_mixture_purchases
 
@@ -153,31 +153,35 @@ class BGNBDModel(_PurchaseModel):
             - gammaln(a + b + ux)
             + (gammaln(a + b) - gammaln(r) - gammaln(b) + r * np.log(alpha))
         )
-        # d = A4 - A3 on the repeat rows; ll = const_x + A3 + softplus(d).
-        D = LT[iT] - Ltx[itx]
-        rx = r + x
-        d = rx * D + (np.log(a) - np.log(b_x))[ix]
-        e = np.exp(-np.abs(d))
-        softplus = np.maximum(d, 0.0) + np.log1p(e)
-        w4 = expit(d)
-        ww4 = w * w4
         r_T = r * W_T + Wx_T  # sum of w (r + x) per distinct T
-        total = W_x @ const_x - r_T @ LT + wsum(w, softplus)
+        inv_T = 1.0 / (alpha + uT)
+        inv_tx = 1.0 / (alpha + utx)
+        c_x = np.log(a) - np.log(b_x)
+        # d = A4 - A3 on the repeat rows; ll = const_x + A3 + softplus(d).
+        # The repeat rows are taken a block at a time, to bound the memory of
+        # the temporaries.
+        soft = w4D = w4E = w4_sum = 0.0
+        W4_x = np.zeros(ux.size)
+        for s in _blocks(x.size):
+            ws, xs, ixs, iTs, itxs = w[s], x[s], ix[s], iT[s], itx[s]
+            D = LT[iTs] - Ltx[itxs]
+            rx = r + xs
+            d = rx * D + c_x[ixs]
+            softplus = np.maximum(d, 0.0) + np.log1p(np.exp(-np.abs(d)))
+            ww4 = ws * expit(d)
+            soft += wsum(ws, softplus)
+            w4D += wsum(ww4, D)
+            w4E += wsum(ww4, rx * (inv_T[iTs] - inv_tx[itxs]))
+            w4_sum += ww4.sum()
+            W4_x += np.bincount(ixs, ww4, ux.size)
+        total = W_x @ const_x - r_T @ LT + soft
 
         psi_ab = digamma(a + b)
         psi_abx = digamma(a + b + ux)
-        W4_x = np.bincount(ix, ww4, ux.size)
-        inv_T = 1.0 / (alpha + uT)
-        inv_tx = 1.0 / (alpha + utx)
         g = np.empty(4)
-        g[0] = (
-            W_x @ (digamma(r + ux) - digamma(r))
-            + n * np.log(alpha)
-            - W_T @ LT
-            + wsum(ww4, D)
-        )
-        g[1] = n * r / alpha - r_T @ inv_T + wsum(ww4, rx * (inv_T[iT] - inv_tx[itx]))
-        g[2] = W_x @ (psi_ab - psi_abx) + ww4.sum() / a
+        g[0] = W_x @ (digamma(r + ux) - digamma(r)) + n * np.log(alpha) - W_T @ LT + w4D
+        g[1] = n * r / alpha - r_T @ inv_T + w4E
+        g[2] = W_x @ (psi_ab - psi_abx) + w4_sum / a
         g[3] = W_x @ (psi_ab + digamma(b + ux) - digamma(b) - psi_abx) - W4_x @ (
             1.0 / b_x
         )
@@ -196,12 +200,8 @@ class BGNBDModel(_PurchaseModel):
         b_x = b + np.maximum(ux, 1.0) - 1.0
         inv_T = 1.0 / (alpha + uT)
         inv_tx = 1.0 / (alpha + utx)
-        rx = r + x
-        D = np.log(alpha + uT)[iT] - np.log(alpha + utx)[itx]
-        d = rx * D + (np.log(a) - np.log(b_x))[ix]
-        s4 = expit(d)
-        ww4 = w * s4
-        E = inv_T[iT] - inv_tx[itx]
+        LT, Ltx = np.log(alpha + uT), np.log(alpha + utx)
+        c_x = np.log(a) - np.log(b_x)
 
         def tri(v):
             return polygamma(1, v)
@@ -218,18 +218,30 @@ class BGNBDModel(_PurchaseModel):
         # -(r + x) log(alpha + T)
         H[0, 1] -= W_T @ inv_T
         H[1, 1] += (r * W_T + Wx_T) @ inv_T**2
-        # softplus(d): s4 * (second derivatives of d) ...
-        H[0, 1] += wsum(ww4, E)
-        H[1, 1] += wsum(ww4, rx * (inv_tx[itx] ** 2 - inv_T[iT] ** 2))
-        H[2, 2] -= ww4.sum() / a**2
-        H[3, 3] += np.bincount(ix, ww4, ux.size) @ (1.0 / b_x**2)
-        # ... + s4 (1 - s4) (gradient of d)(gradient of d)'
-        G = np.empty((4, x.size))
-        G[0] = D
-        G[1] = rx * E
-        G[2] = 1.0 / a
-        G[3] = -(1.0 / b_x)[ix]
-        H += (G * (ww4 * (1.0 - s4))) @ G.T
+        # softplus(d) on the repeat rows, a block at a time: s4 * (second
+        # derivatives of d) + s4 (1 - s4) (gradient of d)(gradient of d)'.
+        w4_sum = 0.0
+        W4_x = np.zeros(ux.size)
+        G = np.empty((4, min(x.size, _BLOCK_ROWS)))
+        for s in _blocks(x.size):
+            ws, xs, ixs, iTs, itxs = w[s], x[s], ix[s], iT[s], itx[s]
+            rx = r + xs
+            D = LT[iTs] - Ltx[itxs]
+            s4 = expit(rx * D + c_x[ixs])
+            ww4 = ws * s4
+            E = inv_T[iTs] - inv_tx[itxs]
+            H[0, 1] += wsum(ww4, E)
+            H[1, 1] += wsum(ww4, rx * (inv_tx[itxs] ** 2 - inv_T[iTs] ** 2))
+            w4_sum += ww4.sum()
+            W4_x += np.bincount(ixs, ww4, ux.size)
+            g = G[:, : xs.size]
+            g[0] = D
+            g[1] = rx * E
+            g[2] = 1.0 / a
+            g[3] = -(1.0 / b_x)[ixs]
+            H += (g * (ww4 * (1.0 - s4))) @ g.T
+        H[2, 2] -= w4_sum / a**2
+        H[3, 3] += W4_x @ (1.0 / b_x**2)
         upper = np.triu(H, 1)
         return np.diag(np.diag(H)) + upper + upper.T
 
