@@ -237,7 +237,7 @@ def report_row_checks(
 #: a disjoint share of the customers (by a hash of their id), so that the
 #: engine's per-occasion hash tables hold one share at a time. Scanning the
 #: log again costs less than the memory it saves.
-ROWS_PER_PASS = 500_000
+ROWS_PER_PASS = 1_000_000
 MAX_PASSES = 16
 
 
