@@ -61,3 +61,29 @@ def test_score_to_file_failure_leaves_no_file(trained_sample, tmp_path, monkeypa
     with pytest.raises(RuntimeError, match="disk full"):
         pipeline.score_to_file(trained, tx, tmp_path / "scored.parquet")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_summary_table_chunks_have_the_size_asked_for():
+    # DuckDB hands rows over in batches of its own size (122,880 rows here);
+    # chunks gather or split them, so one chunk can hold every customer.
+    import numpy as np
+
+    from ltvkit.summary import summary_table
+
+    n = 130_000
+    log = pd.DataFrame(
+        {
+            "customer_id": np.arange(n),
+            "date": pd.Timestamp("2024-01-01")
+            + pd.to_timedelta(np.arange(n) % 300, unit="D"),
+            "amount": 10.0,
+        }
+    )
+    table = summary_table(read_transactions(log))
+    sizes = [len(part) for part in table.chunks(n)]
+    assert sizes == [n]
+    parts = list(table.chunks(50_000))
+    assert [len(p) for p in parts] == [50_000, 50_000, 30_000]
+    whole = pd.concat(parts)
+    pd.testing.assert_frame_equal(whole, table.frame())
+    assert whole.index.is_monotonic_increasing

@@ -34,6 +34,7 @@ from typing import Literal
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ._io import progress as _progress
 from .errors import ConfigError, DataError, DataQualityWarning
@@ -633,8 +634,17 @@ class SummaryTable:
         connection until the iteration ends.
         """
         reader = self.tx.connection.sql(self._ordered()).to_arrow_reader(rows)
+        # The reader's batches may be smaller than asked: gather them.
+        pending, n_pending = [], 0
         for batch in reader:
-            yield self._convert(batch.to_pandas())
+            pending.append(batch)
+            n_pending += batch.num_rows
+            if n_pending >= rows:
+                table = pa.Table.from_batches(pending)
+                yield self._convert(table.slice(0, rows).to_pandas())
+                pending, n_pending = table.slice(rows).to_batches(), n_pending - rows
+        if n_pending:
+            yield self._convert(pa.Table.from_batches(pending).to_pandas())
 
     def purchase_counts(self) -> pd.DataFrame:
         """Distinct (frequency, recency, T) with the number of customers, ``n``."""

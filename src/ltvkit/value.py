@@ -829,7 +829,7 @@ def score_customers(
         margin=margin,
         annual_discount_rate=d,
     )
-    logger.info(
+    logger.debug(
         "scored %d customers over %d months: total CLV %.2f, mean %.2f",
         f.size,
         horizon_months,
