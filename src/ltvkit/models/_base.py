@@ -295,6 +295,8 @@ class _FittedModel(ABC):
     # Indices of the parameters that carry the time unit (scale parameters).
     time_params: ClassVar[tuple[int, ...]] = ()
     display_name: ClassVar[str]
+    # Whether large fits start from a fit on a share of the customers.
+    _warm_starts: ClassVar[bool] = True
 
     def __init__(
         self, *, penalizer: float = 0.0, tol: float = 1e-10, max_iter: int = 2000
@@ -396,7 +398,7 @@ class _FittedModel(ABC):
         return 0.5 * (H + H.T)
 
     def _optimise(self, data: _Data, pen: float):
-        if data.weights.size > 2 * _WARM_START_ROWS:
+        if self._warm_starts and data.weights.size > 2 * _WARM_START_ROWS:
             warm = self._warm_start(data, pen)
             if warm is not None:
                 return warm

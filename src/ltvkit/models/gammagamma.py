@@ -65,6 +65,9 @@ class GammaGammaModel(_FittedModel):
 
     kind = "gammagamma"
     display_name = "Gamma-Gamma"
+    # Newton steps from a share's fit fall short of full precision on
+    # Gamma-Gamma's flat likelihood, and the full search is as fast.
+    _warm_starts = False
     param_names = ("p", "q", "v")
     time_params = ()
     correlation_threshold: float = 0.3
