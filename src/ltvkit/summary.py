@@ -190,9 +190,19 @@ def _as_transactions(data) -> Transactions:
 
 
 def report_row_checks(
-    rules: _Rules, end: pd.Timestamp, n_after, n_neg, neg_total, n_zero, n_dup
+    rules: _Rules,
+    end: pd.Timestamp,
+    n_after,
+    n_neg,
+    neg_total,
+    n_zero,
+    n_dup,
+    *,
+    stacklevel: int = 4,
 ) -> None:
     """Log, refuse or warn about the rows counted up to ``end``.
+
+    ``stacklevel`` is that of the warnings, as in :func:`warnings.warn`.
 
     Every engine counts the rows its own way and reports them here, so that
     the messages are the same.
@@ -216,7 +226,7 @@ def report_row_checks(
                 else "."
             ),
             DataQualityWarning,
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
     if n_dup:
         action = "dropped" if rules.duplicates == "drop" else "kept and summed"
@@ -230,7 +240,7 @@ def report_row_checks(
                 else "."
             ),
             DataQualityWarning,
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
 
 
@@ -459,8 +469,11 @@ def _customers_frame(
 
 
 def _report_counts(rules: _Rules, end, counts: _RowCounts, n_dup: int) -> None:
+    # Called by summary_table, itself called by summarise: warn at the caller's.
     c = counts
-    report_row_checks(rules, end, c.n_after, c.n_neg, c.neg_total, c.n_zero, n_dup)
+    report_row_checks(
+        rules, end, c.n_after, c.n_neg, c.neg_total, c.n_zero, n_dup, stacklevel=5
+    )
 
 
 def _report_refund_only(tx: Transactions, rows: str, period: str) -> None:
@@ -470,7 +483,7 @@ def _report_refund_only(tx: Transactions, rows: str, period: str) -> None:
             f"{n} customers have refunds but no purchase up to the observation end "
             f"({total:.2f} in all); they are left out of the summary.",
             DataQualityWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 
