@@ -132,18 +132,31 @@ class BGNBDModel(_PurchaseModel):
             data.cache["bgnbd"] = terms
         return terms
 
+    def _unpacked(self, data):
+        """The distinct x, T and t_x, the customer count, the per-value weight
+        sums, and the repeat buyers' rows: what the sums below work on."""
+        k = self._sum_terms(data)
+        return (
+            data.factor("x")[0],
+            data.factor("T")[0],
+            data.factor("t_x")[0],
+            data.n,
+            k["W_x"],
+            k["W_T"],
+            k["Wx_T"],
+            k["w"],
+            k["x"],
+            k["ix"],
+            k["iT"],
+            k["itx"],
+        )
+
     def _loglik_sum(self, theta, data):
         # The weighted sum of _loglik and its gradient, with every term that
         # depends on one column only aggregated over that column's distinct
         # values; only the mixture weight of the two branches is per row.
         r, alpha, a, b = theta
-        ux = data.factor("x")[0]
-        uT = data.factor("T")[0]
-        utx = data.factor("t_x")[0]
-        k = self._sum_terms(data)
-        n = data.n
-        W_x, W_T, Wx_T = k["W_x"], k["W_T"], k["Wx_T"]
-        w, x, ix, iT, itx = k["w"], k["x"], k["ix"], k["iT"], k["itx"]
+        ux, uT, utx, n, W_x, W_T, Wx_T, w, x, ix, iT, itx = self._unpacked(data)
         LT = np.log(alpha + uT)
         Ltx = np.log(alpha + utx)
         b_x = b + np.maximum(ux, 1.0) - 1.0
@@ -190,13 +203,7 @@ class BGNBDModel(_PurchaseModel):
     def _loglik_hessian(self, theta, data):
         """Hessian of :meth:`_loglik_sum` in the natural parameters, (4, 4)."""
         r, alpha, a, b = theta
-        ux = data.factor("x")[0]
-        uT = data.factor("T")[0]
-        utx = data.factor("t_x")[0]
-        k = self._sum_terms(data)
-        n = data.n
-        W_x, W_T, Wx_T = k["W_x"], k["W_T"], k["Wx_T"]
-        w, x, ix, iT, itx = k["w"], k["x"], k["ix"], k["iT"], k["itx"]
+        ux, uT, utx, n, W_x, W_T, Wx_T, w, x, ix, iT, itx = self._unpacked(data)
         b_x = b + np.maximum(ux, 1.0) - 1.0
         inv_T = 1.0 / (alpha + uT)
         inv_tx = 1.0 / (alpha + utx)
