@@ -87,3 +87,38 @@ def test_summary_table_chunks_have_the_size_asked_for():
     whole = pd.concat(parts)
     pd.testing.assert_frame_equal(whole, table.frame())
     assert whole.index.is_monotonic_increasing
+
+
+def test_summary_table_in_ranges_reads_in_order_and_deletes_its_files(monkeypatch):
+    # Summaries of large logs are written a range of customer ids at a time
+    # to temporary files; every read gives the customers in id order, and
+    # closing the summary deletes the files.
+    import os
+
+    import numpy as np
+
+    import ltvkit.summary as summary
+
+    rng = np.random.default_rng(5)
+    n = 5000
+    log = pd.DataFrame(
+        {
+            "customer_id": [f"id-{k}" for k in rng.integers(0, 2000, n)],
+            "date": pd.Timestamp("2024-01-01")
+            + pd.to_timedelta(rng.integers(0, 300, n), unit="D"),
+            "amount": 10.0,
+        }
+    )
+    monkeypatch.setattr(summary, "ROWS_PER_PASS", 500)
+    table = summary.summary_table(read_transactions(log))
+    assert len(table._parts) >= 8
+    whole = table.frame()
+    assert whole.index.is_monotonic_increasing and whole.index.is_unique
+    pd.testing.assert_frame_equal(pd.concat(table.chunks(333)), whole)
+    repeat = table.repeat_spend()
+    expected = whole.loc[whole["frequency"] > 0, ["frequency", "monetary_value"]]
+    np.testing.assert_array_equal(repeat.to_numpy(), expected.to_numpy())
+    folder = table.folder
+    assert os.listdir(folder)
+    table.close()
+    assert not os.path.exists(folder)

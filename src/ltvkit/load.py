@@ -110,6 +110,19 @@ class Transactions:
             self._date_range = (pd.Timestamp(lo), pd.Timestamp(hi))
         return self._date_range
 
+    def release_memory(self) -> None:
+        """Return the memory that DuckDB's queries freed to the system.
+
+        DuckDB's allocator keeps freed pages for its next query; when pandas
+        and NumPy work follows, those pages add to the process's peak. DuckDB
+        flushes its allocator whenever its thread pool is resized, so this
+        resizes the pool and restores it.
+        """
+        con = self.connection
+        (threads,) = con.execute("SELECT current_setting('threads')").fetchall()[0]
+        con.execute(f"SET threads = {1 if threads > 1 else 2}")
+        con.execute(f"SET threads = {threads}")
+
     def __len__(self) -> int:
         return self.n_rows
 
@@ -563,7 +576,7 @@ def read_transactions(
     logger.info(
         "read %d transactions from %s (%d dropped)", n_rows - n_any, label, n_any
     )
-    return Transactions(
+    tx = Transactions(
         connection=con,
         view="transactions",
         has_segment=segment_col is not None,
@@ -580,6 +593,8 @@ def read_transactions(
             "timezone": timezone,
         },
     )
+    tx.release_memory()
+    return tx
 
 
 def cdnow_path(kind: Literal["master", "sample"] = "master") -> Path:

@@ -23,8 +23,12 @@ The rules, which every function here applies in the same way:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import os
+import shutil
+import tempfile
 import warnings
 import weakref
 from collections.abc import Iterator
@@ -256,9 +260,43 @@ def _n_passes(n_rows: int) -> int:
     return int(min(MAX_PASSES, max(1, -(-n_rows // ROWS_PER_PASS))))
 
 
-def _share(k: int, n_passes: int) -> str:
-    """SQL condition picking the ``k``-th of ``n_passes`` shares of customers."""
-    return "TRUE" if n_passes == 1 else f"hash(customer_id) % {n_passes} = {k}"
+#: About how many log rows are sampled to choose the customer ranges.
+RANGE_SAMPLE_ROWS = 100_000
+
+
+def _range_bounds(tx: Transactions, end: pd.Timestamp, n_rows: int) -> list[str]:
+    """Customer ids that cut the ``n_rows`` rows up to ``end`` into ranges of
+    about :data:`ROWS_PER_PASS` rows (at most :data:`MAX_PASSES`), as SQL
+    literals.
+
+    The passes take the customers by ranges of ids so that their outputs,
+    each sorted, follow one another in order. The cuts are quantiles of the
+    rows of a sample of customers (picked by a hash of the id).
+    """
+    n_passes = _n_passes(n_rows)
+    if n_passes == 1:
+        return []
+    qs = ", ".join(str(k / n_passes) for k in range(1, n_passes))
+    every = max(1, n_rows // RANGE_SAMPLE_ROWS)
+    bounds, id_type = tx.connection.execute(
+        f"""SELECT CAST(quantile_disc(customer_id, [{qs}]) AS VARCHAR[]),
+                   typeof(any_value(customer_id))
+            FROM {tx.view}
+            WHERE day <= DATE '{end.date()}' AND hash(customer_id) % {every} = 0"""
+    ).fetchall()[0]
+    literals = []
+    for b in bounds or []:  # ascending; equal neighbours would make an empty range
+        literal = "CAST('" + b.replace("'", "''") + f"' AS {id_type})"
+        if not literals or literal != literals[-1]:
+            literals.append(literal)
+    return literals
+
+
+def _share(bounds: list[str], k: int) -> str:
+    """SQL condition picking the ``k``-th of the customer ranges cut at ``bounds``."""
+    lower = f"customer_id >= {bounds[k - 1]}" if k > 0 else "TRUE"
+    upper = f"customer_id < {bounds[k]}" if k < len(bounds) else "TRUE"
+    return f"{lower} AND {upper}"
 
 
 @dataclass(frozen=True)
@@ -469,10 +507,10 @@ def _customers_frame(
 
 
 def _report_counts(rules: _Rules, end, counts: _RowCounts, n_dup: int) -> None:
-    # Called by summary_table, itself called by summarise: warn at the caller's.
+    # Called by _fill, summary_table and summarise: warn at the caller's.
     c = counts
     report_row_checks(
-        rules, end, c.n_after, c.n_neg, c.neg_total, c.n_zero, n_dup, stacklevel=5
+        rules, end, c.n_after, c.n_neg, c.neg_total, c.n_zero, n_dup, stacklevel=6
     )
 
 
@@ -483,7 +521,7 @@ def _report_refund_only(tx: Transactions, rows: str, period: str) -> None:
             f"{n} customers have refunds but no purchase up to the observation end "
             f"({total:.2f} in all); they are left out of the summary.",
             DataQualityWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
 
 
@@ -595,13 +633,33 @@ class FrameSummary:
         """Nothing to release; for symmetry with :class:`SummaryTable`."""
 
 
-class SummaryTable:
-    """A summary held by DuckDB, read whole or a chunk at a time.
+@contextlib.contextmanager
+def _settings(con, **values):
+    """DuckDB settings for the block, restored after it."""
+    names = ", ".join(f"current_setting('{name}')" for name in values)
+    before = con.execute(f"SELECT {names}").fetchall()[0]
+    for name, value in values.items():
+        con.execute(f"SET {name} = {value}")
+    try:
+        yield
+    finally:
+        for name, value in zip(values, before, strict=True):
+            con.execute(f"SET {name} = {value}")
 
-    One row per customer in a table of the log's connection, with recency
-    and T in whole periods; each read converts them to the time unit as
-    :func:`summarise` does, so all reads give the same values. The table is
-    dropped by :meth:`close`, or when the object is garbage-collected.
+
+def _in_order(con):
+    """Let DuckDB keep rows in the order they are read, for the block."""
+    return _settings(con, preserve_insertion_order=True)
+
+
+class SummaryTable:
+    """A summary in temporary Parquet files, read whole or a chunk at a time.
+
+    One row per customer, sorted by ``customer_id``, with recency and T in
+    whole periods; each read converts them to the time unit as
+    :func:`summarise` does, so all reads give the same values. Between
+    reads, memory holds none of it. The files are in a temporary folder,
+    deleted by :meth:`close` or when the object is garbage-collected.
     """
 
     _ids = itertools.count()
@@ -623,21 +681,46 @@ class SummaryTable:
             "CAST(n_transactions AS BIGINT) AS n_transactions"
             + (", segment" if tx.has_segment else "")
         )
-        self._finalizer = weakref.finalize(self, _drop_table, tx.connection, self.name)
+        self.folder = tempfile.mkdtemp(prefix="ltvkit-summary-")
+        self._parts: list[str] = []
+        self._finalizer = weakref.finalize(
+            self, _discard, tx.connection, self.name, self.folder
+        )
 
-    def _convert(self, df: pd.DataFrame) -> pd.DataFrame:
+    def _append(self, query: str) -> None:
+        """Write the customers of ``query``, all with ids above those written
+        so far, sorted, and make the view show them after the others."""
+        con = self.tx.connection
+        path = os.path.join(self.folder, f"part-{len(self._parts)}.parquet")
+        with _in_order(con):
+            con.execute(
+                f"COPY ({query} ORDER BY customer_id) TO '{path}' (FORMAT parquet)"
+            )
+        self._parts.append(path)
+        files = ", ".join(f"'{p}'" for p in self._parts)
+        con.execute(
+            f"CREATE OR REPLACE VIEW {self.name} AS "
+            f"SELECT * FROM read_parquet([{files}])"
+        )
+
+    def _convert(self, df: pd.DataFrame, after=None) -> pd.DataFrame:
         df = df.set_index("customer_id")
+        if not df.index.is_monotonic_increasing or (
+            after is not None and len(df) and not df.index[0] > after
+        ):
+            raise RuntimeError(f"The rows of summary {self.name} are out of order.")
         df["recency"] = self.rules.to_units(df["recency"])
         df["T"] = self.rules.to_units(df["T"])
         df.attrs = dict(self.attrs)
         return df
 
-    def _ordered(self) -> str:
-        return f"SELECT {self._columns} FROM {self.name} ORDER BY customer_id"
+    def _scan(self) -> str:
+        return f"SELECT {self._columns} FROM {self.name}"
 
     def frame(self) -> pd.DataFrame:
         """The whole summary, indexed by ``customer_id`` (sorted)."""
-        arrow = self.tx.connection.sql(self._ordered()).to_arrow_table()
+        with _in_order(self.tx.connection):
+            arrow = self.tx.connection.sql(self._scan()).to_arrow_table()
         return self._convert(arrow.to_pandas(self_destruct=True))
 
     def chunks(self, rows: int) -> Iterator[pd.DataFrame]:
@@ -646,56 +729,75 @@ class SummaryTable:
         The rows stream from DuckDB: nothing else may run on the log's
         connection until the iteration ends.
         """
-        reader = self.tx.connection.sql(self._ordered()).to_arrow_reader(rows)
+        # One thread reads in order with the least memory, and it keeps up
+        # with the chunks' consumer.
+        with _settings(self.tx.connection, preserve_insertion_order=True, threads=1):
+            reader = self.tx.connection.sql(self._scan()).to_arrow_reader(rows)
+            try:
+                yield from self._gathered(reader, rows)
+            finally:
+                reader.close()
+
+    def _gathered(self, reader, rows: int) -> Iterator[pd.DataFrame]:
         # The reader's batches may be smaller than asked: gather them.
-        pending, n_pending = [], 0
+        pending, n_pending, last = [], 0, None
         for batch in reader:
             pending.append(batch)
             n_pending += batch.num_rows
             if n_pending >= rows:
                 table = pa.Table.from_batches(pending)
-                yield self._convert(table.slice(0, rows).to_pandas())
+                part = self._convert(table.slice(0, rows).to_pandas(), last)
+                last = part.index[-1]
+                yield part
                 pending, n_pending = table.slice(rows).to_batches(), n_pending - rows
         if n_pending:
-            yield self._convert(pa.Table.from_batches(pending).to_pandas())
+            yield self._convert(pa.Table.from_batches(pending).to_pandas(), last)
+
+    def _df(self, query: str) -> pd.DataFrame:
+        df = self.tx.connection.sql(query).df()
+        self.tx.release_memory()
+        return df
 
     def purchase_counts(self) -> pd.DataFrame:
         """Distinct (frequency, recency, T) with the number of customers, ``n``."""
-        df = self.tx.connection.sql(
+        df = self._df(
             f"""SELECT CAST(frequency AS BIGINT) AS frequency, recency, T,
                        count(*) AS n
                 FROM {self.name} GROUP BY ALL ORDER BY ALL"""
-        ).df()
+        )
         df["recency"] = self.rules.to_units(df["recency"])
         df["T"] = self.rules.to_units(df["T"])
         return df
 
     def frequency_T(self) -> pd.DataFrame:
         """Distinct (frequency, T)."""
-        df = self.tx.connection.sql(
+        df = self._df(
             f"""SELECT DISTINCT CAST(frequency AS BIGINT) AS frequency, T
                 FROM {self.name} ORDER BY ALL"""
-        ).df()
+        )
         df["T"] = self.rules.to_units(df["T"])
         return df
 
     def repeat_spend(self) -> pd.DataFrame:
-        """``frequency`` and ``monetary_value`` of the repeat buyers."""
-        return self.tx.connection.sql(
-            f"""SELECT CAST(frequency AS BIGINT) AS frequency, monetary_value
-                FROM {self.name} WHERE frequency > 0 ORDER BY customer_id"""
-        ).df()
+        """``frequency`` and ``monetary_value`` of the repeat buyers, in
+        ``customer_id`` order."""
+        with _in_order(self.tx.connection):
+            return self._df(
+                f"""SELECT CAST(frequency AS BIGINT) AS frequency, monetary_value
+                    FROM {self.name} WHERE frequency > 0"""
+            )
 
     def close(self) -> None:
-        """Drop the table."""
+        """Drop the view and delete the files."""
         self._finalizer()
 
 
-def _drop_table(con, name: str) -> None:
+def _discard(con, name: str, folder: str) -> None:
     try:
-        con.execute(f"DROP TABLE IF EXISTS {name}")
+        con.execute(f"DROP VIEW IF EXISTS {name}")
     except duckdb.Error:  # the connection is already closed
         pass
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def summary_table(
@@ -726,17 +828,36 @@ def summary_table(
     counts = _row_counts(tx, end)
     if counts.n_neg and rules.refunds == "error":
         report_row_checks(rules, end, 0, counts.n_neg, counts.neg_total, 0, 0)
+    table = SummaryTable(tx, rules, end)
+    try:
+        _fill(table, counts, end)
+    except BaseException:
+        table.close()
+        raise
+    tx.release_memory()
+    logger.info(
+        "summarised %d customers (%d repeat buyers) up to %s in unit %s",
+        table.n_customers,
+        table.n_repeat,
+        end.date(),
+        rules.time_unit,
+    )
+    return table
+
+
+def _fill(table: SummaryTable, counts: _RowCounts, end: pd.Timestamp) -> None:
+    """Summarise the log into ``table``, a range of customers at a time, and
+    report the row checks."""
+    tx, rules, con = table.tx, table.rules, table.tx.connection
     netting = bool(counts.n_neg)
     end_p = _period_index(rules.period, f"DATE '{end.date()}'")
-    n_passes = _n_passes(counts.n_upto)
-    table = SummaryTable(tx, rules, end)
-    con = tx.connection
+    bounds = _range_bounds(tx, end, counts.n_upto)
     # With every row of the log in the occasions, duplicates are counted on
     # the way (row by row only for the rare occasions of three rows or more).
     in_occasions = not netting and rules.zero_amounts == rules.duplicates == "keep"
     n_distinct = 0
-    for k in _progress(range(n_passes), "summarising", n_passes):
-        share = _share(k, n_passes)
+    for k in _progress(range(len(bounds) + 1), "summarising", len(bounds) + 1):
+        share = _share(bounds, k)
         if not in_occasions:
             n_distinct += _n_distinct_rows(tx, end, share)
         occasions = _occasions_sql(
@@ -746,11 +867,7 @@ def summary_table(
             segment=tx.has_segment,
             duplicates=in_occasions,
         )
-        query = _customers_sql(occasions, end_p, tx.has_segment, in_occasions)
-        if k == 0:
-            con.execute(f"CREATE OR REPLACE TABLE {table.name} AS {query}")
-        else:
-            con.execute(f"INSERT INTO {table.name} {query}")
+        table._append(_customers_sql(occasions, end_p, tx.has_segment, in_occasions))
     if in_occasions:
         n_dup = _counted_duplicates(tx, table.name, end)
     else:
@@ -762,17 +879,8 @@ def summary_table(
         f"SELECT count(*), count(*) FILTER (WHERE frequency > 0) FROM {table.name}"
     ).fetchall()[0]
     if n == 0:
-        table.close()
         raise DataError(f"No purchases up to {end.date()} in {tx.source}.")
     table.n_customers, table.n_repeat = int(n), int(n_repeat)
-    logger.info(
-        "summarised %d customers (%d repeat buyers) up to %s in unit %s",
-        n,
-        n_repeat,
-        end.date(),
-        rules.time_unit,
-    )
-    return table
 
 
 def assemble_holdout(
