@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import mpmath as mp
 import numpy as np
+import pandas as pd
 import pytest
 
 from ltvkit.models import BGNBDModel, GammaGammaModel, MBGNBDModel
-from ltvkit.models._base import _Data, _FittedModel
+from ltvkit.models._base import _Data, _factorize, _FittedModel, wsum
 from ltvkit.models._purchase import dedup_over_customers
 from ltvkit.models._special import beta_mixture_purchases
 from ltvkit.simulate import simulate_rfm
@@ -45,6 +46,30 @@ def test_data_compression_equals_np_unique(n_cols, values, wide):
         assert np.all(np.diff(values) > 0)
 
 
+@pytest.mark.parametrize("n, distinct", [(5, 3), (200_000, 40), (200_000, 150_000)])
+def test_factorize_equals_pandas(n, distinct):
+    # Few distinct values: hashed a block at a time; many: sorted.
+    rng = np.random.default_rng(n + distinct)
+    values = rng.integers(-distinct // 2, distinct // 2 + 1, n) / 7.0
+    values[values == 0.0] = -0.0
+    values[rng.random(n) < 0.01] = np.nan
+    codes, uniq = _factorize(values)
+    ref_codes, ref_uniq = pd.factorize(values + 0.0, sort=True, use_na_sentinel=False)
+    np.testing.assert_array_equal(codes, ref_codes)
+    np.testing.assert_array_equal(uniq, ref_uniq)
+    assert not np.signbit(uniq[uniq == 0.0]).any()
+
+
+def test_data_without_inverse_has_the_same_rows():
+    rng = np.random.default_rng(2)
+    columns = {"a": rng.integers(0, 50, 3000) / 3.0, "b": rng.random(3000).round(2)}
+    full, lean = _Data(columns), _Data(columns, keep_inverse=False)
+    assert lean.inverse is None
+    np.testing.assert_array_equal(lean.weights, full.weights)
+    for name in columns:
+        np.testing.assert_array_equal(lean[name], full[name])
+
+
 @pytest.fixture(scope="module")
 def rfm_data():
     rng = np.random.default_rng(3)
@@ -75,6 +100,15 @@ def test_aggregated_loglik_sum_equals_per_row(rfm_data, theta, model_cls):
     ref_total, ref_grad = _FittedModel._loglik_sum(model, theta, rfm_data)
     assert total == pytest.approx(ref_total, rel=1e-12)
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-9, atol=1e-9 * abs(total))
+
+
+@pytest.mark.parametrize("model_cls", [BGNBDModel, MBGNBDModel])
+def test_total_loglik_by_blocks_equals_one_pass(rfm_data, model_cls, monkeypatch):
+    theta = np.array(THETAS[0])
+    model = model_cls.from_params(dict(zip(model_cls.param_names, theta, strict=True)))
+    ll = model._loglik(theta, rfm_data, grad=False)
+    monkeypatch.setattr(model_cls, "_loglik_rows", 1000)
+    assert model._total_loglik(rfm_data) == float(wsum(rfm_data.weights, ll))
 
 
 @pytest.mark.parametrize("theta", THETAS)

@@ -43,9 +43,9 @@ _ACCEPT_GRAD_NORM = 1e-4
 _BLOCK_ROWS = 1 << 16
 
 
-def _blocks(n: int):
-    """Slices of ``range(n)`` of at most :data:`_BLOCK_ROWS` rows."""
-    return [slice(i, i + _BLOCK_ROWS) for i in range(0, max(n, 1), _BLOCK_ROWS)]
+def _blocks(n: int, rows: int = _BLOCK_ROWS):
+    """Slices of ``range(n)`` of at most ``rows`` rows."""
+    return [slice(i, i + rows) for i in range(0, max(n, 1), rows)]
 
 
 def wsum(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -59,32 +59,114 @@ def wsum(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.einsum("i,i...->...", weights, values)
 
 
+def _factorize(values) -> tuple[np.ndarray, np.ndarray]:
+    """The index (int64) of each value into the sorted distinct values, and those.
+
+    NaN counts as one value, sorted last, and -0.0 as 0.0. The values are
+    hashed a block at a time, which keeps the hash tables small, unless the
+    first block shows many distinct values: then they are sorted, which
+    takes less memory than a hash table of them all.
+    """
+    col = np.asarray(values, dtype=float).ravel()
+    blocks = _blocks(col.size)
+    # + 0.0 turns -0.0 into 0.0, which hashing would otherwise keep apart.
+    code, part = pd.factorize(col[blocks[0]] + 0.0, use_na_sentinel=False)
+    if part.size > code.size // 8:
+        index, uniq, _ = _group(col)
+        return index, uniq + 0.0
+    codes = np.empty(col.size, dtype=np.int64)
+    codes[blocks[0]] = code
+    parts = [part]
+    for s in blocks[1:]:
+        code, part = pd.factorize(col[s] + 0.0, use_na_sentinel=False)
+        codes[s] = code
+        parts.append(part)
+    uniq, index = np.unique(np.concatenate(parts), return_inverse=True)
+    start = 0
+    for s, part in zip(blocks, parts, strict=True):
+        codes[s] = index[start : start + part.size][codes[s]]
+        start += part.size
+    return codes, uniq
+
+
+def _group(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct values of an array, by sorting.
+
+    Returns
+    -------
+    inverse : ndarray of intp
+        The index of each element into ``unique``.
+    unique : ndarray
+        The distinct values in increasing order; NaN, sorted last, counts
+        as one value.
+    counts : ndarray of intp
+        How often each distinct value occurs.
+    """
+    order = np.argsort(values)
+    ordered = values[order]
+    new = np.empty(values.size, dtype=bool)
+    new[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    if ordered.dtype.kind == "f" and ordered.size and np.isnan(ordered[-1]):
+        new[np.searchsorted(ordered, np.nan) + 1 :] = False
+    unique = ordered[new]
+    del ordered
+    counts = np.diff(np.flatnonzero(new), append=new.size)
+    inverse = np.empty(values.size, dtype=np.intp)
+    last = -1  # the group of the element before the block
+    for s in _blocks(values.size):
+        group = np.cumsum(new[s])
+        group += last
+        inverse[order[s]] = group
+        last = group[-1] if group.size else last
+    return inverse, unique, counts
+
+
 class _Data:
     """Unique rows of the data with their counts (the weights of the fit).
 
-    Each column is coded by hashing (``pandas.factorize``); the codes are
-    packed in one integer per row, whose distinct values are counted
-    directly when there are few combinations and hashed otherwise (a
-    lexsort serves the rare case where they do not fit in 62 bits). All of
-    it is linear in the number of customers, and the unique rows come out in
-    lexicographic order. Each column's distinct values and the index of
-    every unique row into them come for free, see :meth:`factor`.
+    Each column is coded by hashing (``pandas.factorize``, a block of rows
+    at a time) or, when it has many distinct values, by sorting; the codes
+    are packed in one integer per row, whose distinct values are counted
+    directly when there are few combinations and sorted otherwise (a
+    lexsort serves the rare case where they do not fit in 62 bits). The
+    unique rows come out in lexicographic order. What is kept is each
+    column's distinct values and the index of every unique row into them
+    (see :meth:`factor`); the columns of the unique rows are gathered from
+    these when asked for.
+
+    Parameters
+    ----------
+    columns : dict of array-like
+        The columns, of equal length.
+    weights : array-like, optional
+        The number of customers each row stands for; 1 by default.
+    keep_inverse : bool, default=True
+        Whether to keep ``inverse``, the index of each row into the unique
+        rows (a fit does not need it); otherwise it is None.
     """
 
-    def __init__(self, columns: dict[str, np.ndarray], weights=None):
+    def __init__(
+        self,
+        columns: dict[str, np.ndarray],
+        weights=None,
+        *,
+        keep_inverse: bool = True,
+    ):
         names = list(columns)
         codes, uniques = [], []
         for name in names:
-            # + 0.0 turns -0.0 into 0.0, which hashing would otherwise keep apart.
-            col = np.asarray(columns[name], dtype=float).ravel() + 0.0
-            code, uniq = pd.factorize(col, sort=True, use_na_sentinel=False)
-            codes.append(code.astype(np.int64, copy=False))
-            uniques.append(np.asarray(uniq, dtype=float))
+            code, uniq = _factorize(columns[name])
+            codes.append(code)
+            uniques.append(uniq)
+        del code  # in codes, whose arrays are freed once packed in the key
         sizes = [u.size for u in uniques]
         if math.prod(sizes) < 2**62:
             key = codes[0]
-            for code, size in zip(codes[1:], sizes[1:], strict=True):
-                key = key * size + code
+            for i in range(1, len(codes)):
+                key *= sizes[i]
+                key += codes[i]
+            codes.clear()
             n_keys = math.prod(sizes)
             if n_keys <= 4 * key.size:  # few combinations: count them directly
                 counts = np.bincount(key, minlength=n_keys)
@@ -93,8 +175,11 @@ class _Data:
                 inverse = (np.cumsum(present) - 1)[key]
                 counts = counts[ukey]
             else:
-                inverse, ukey = pd.factorize(key, sort=True)
-                counts = np.bincount(inverse, minlength=ukey.size)
+                if n_keys <= 2**31:  # 32-bit integers sort faster
+                    key = key.astype(np.int32)
+                inverse, ukey, counts = _group(key)
+                ukey = ukey.astype(np.int64, copy=False)
+            del key
             row_codes = []
             for size in sizes[:0:-1]:
                 ukey, rem = np.divmod(ukey, size)
@@ -111,26 +196,24 @@ class _Data:
             inverse[order] = group
             counts = np.bincount(group)
             row_codes = list(stacked[new].T)
-        self.columns = {name: uniques[i][row_codes[i]] for i, name in enumerate(names)}
         self._factors = {
             name: (uniques[i], np.asarray(row_codes[i], dtype=np.intp))
             for i, name in enumerate(names)
         }
         if weights is not None:  # rows that stand for several customers each
             counts = np.bincount(inverse, weights=weights, minlength=counts.size)
-        self.weights = counts.astype(float)
-        self.inverse = np.asarray(inverse, dtype=np.intp)
+        self.weights = np.asarray(counts, dtype=float)
+        self.inverse = np.asarray(inverse, dtype=np.intp) if keep_inverse else None
         self.n = float(counts.sum())
         self.cache: dict[str, Any] = {}
 
     def transformed(self, func) -> _Data:
         """The same rows and weights with ``func`` applied to the column dict.
 
-        ``func`` must act elementwise (such as a change of time unit), so the
-        factors carry over with their distinct values transformed.
+        ``func`` must act elementwise (such as a change of time unit): it is
+        applied to the distinct values of each column.
         """
         out = object.__new__(_Data)
-        out.columns = func(self.columns)
         factor_values = func({k: v[0] for k, v in self._factors.items()})
         out._factors = {
             k: (np.asarray(factor_values[k], dtype=float), self._factors[k][1])
@@ -145,16 +228,38 @@ class _Data:
     def thinned(self, share: float, seed: int = 0) -> _Data:
         """A random ``share`` of the customers, each kept independently."""
         rng = np.random.default_rng(seed)
-        kept = rng.binomial(self.weights.astype(np.int64), share).astype(float)
-        rows = kept > 0
-        return _Data({k: v[rows] for k, v in self.columns.items()}, kept[rows])
+        kept = rng.binomial(self.weights.astype(np.int64), share)
+        rows = np.flatnonzero(kept)
+        kept = kept[rows].astype(float)
+        return _Data(
+            {k: v[i[rows]] for k, (v, i) in self._factors.items()},
+            kept,
+            keep_inverse=False,
+        )
+
+    def rows(self, s: slice) -> _Data:
+        """The unique rows in the slice ``s``, as views of this data's arrays."""
+        out = object.__new__(_Data)
+        out._factors = {k: (v, i[s]) for k, (v, i) in self._factors.items()}
+        out.weights = self.weights[s]
+        out.inverse = None
+        out.n = float(out.weights.sum())
+        out.cache = {}
+        return out
 
     def factor(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Distinct values of one column and the index of each row into them."""
         return self._factors[name]
 
+    @property
+    def columns(self) -> dict[str, np.ndarray]:
+        """The unique rows as a dict of columns, gathered anew at each call."""
+        return {name: self[name] for name in self._factors}
+
     def __getitem__(self, name: str) -> np.ndarray:
-        return self.columns[name]
+        """One column of the unique rows, gathered anew at each call."""
+        values, index = self._factors[name]
+        return values[index]
 
 
 def check_columns(df, required: tuple[str, ...], *, what: str) -> None:
@@ -176,10 +281,21 @@ def check_columns(df, required: tuple[str, ...], *, what: str) -> None:
         raise DataError(f"{what} is empty: there are no customers to use.")
 
 
+def float_values(col: pd.Series) -> np.ndarray:
+    """A column as a float array, NaN where it is not numeric.
+
+    Columns of numpy numbers are converted directly: a float64 column comes
+    back as a view of its data, not a copy.
+    """
+    if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iuf":
+        return col.to_numpy(dtype=float)
+    return pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+
+
 def numeric_column(df: pd.DataFrame, name: str, problems: list[str]) -> np.ndarray:
     """Column as float, noting NaN, infinite and non-numeric values."""
     col = df[name]
-    values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+    values = float_values(col)
     ids = df.index.to_numpy()
     bad_type = np.isnan(values) & col.notna().to_numpy()
     if bad_type.any():
@@ -297,6 +413,8 @@ class _FittedModel(ABC):
     display_name: ClassVar[str]
     # Whether large fits start from a fit on a share of the customers.
     _warm_starts: ClassVar[bool] = True
+    # Rows of per-row log-likelihood terms that _total_loglik computes at a time.
+    _loglik_rows: ClassVar[int] = _BLOCK_ROWS
 
     def __init__(
         self, *, penalizer: float = 0.0, tol: float = 1e-10, max_iter: int = 2000
@@ -430,9 +548,9 @@ class _FittedModel(ABC):
     def _warm_start(self, data: _Data, pen: float):
         """The maximum by Newton steps on all rows from the fit on a random
         share of the customers; None if they do not reach full precision."""
-        share = data.thinned(_WARM_START_ROWS / data.weights.size)
+        share = _WARM_START_ROWS / data.weights.size
         try:
-            x0 = self._optimise(share, pen)[1]
+            x0 = self._optimise(data.thinned(share), pen)[1]
         except ConvergenceError:
             return None
         x, f, g = self._polish(x0, data, pen)
@@ -493,18 +611,28 @@ class _FittedModel(ABC):
             array of its length. By default every row is one customer.
         """
         self._check_options()
+        raw, scale = self._compressed(data_frame, weights)
+        return self._fit_data(data_frame, raw, scale)
+
+    def _compressed(self, data_frame, weights=None) -> tuple[_Data, float]:
+        """The unique rows of the columns ``_prepare`` returns, and its time scale."""
         columns, scale = self._prepare(data_frame)
-        return self._fit_prepared(
-            data_frame, columns, scale, _check_weights(weights, data_frame)
-        )
+        weights = _check_weights(weights, data_frame)
+        return _Data(columns, weights, keep_inverse=False), scale
 
     def _fit_prepared(self, data_frame, columns, scale, weights=None):
         """The fit proper, on the columns ``_prepare`` returned."""
+        raw = _Data(columns, weights, keep_inverse=False)
+        return self._fit_data(data_frame, raw, scale)
+
+    def _fit_data(self, data_frame, raw: _Data, scale: float):
+        """The fit proper, on the unique rows of the columns ``_prepare`` returned.
+
+        ``raw`` is compressed in the data's own unit (for the reported
+        likelihood); the fit is on the same rows in the scaled unit.
+        """
         self._check_options()
         c = self._scale_vector(scale)
-        # Compress once, in the data's own unit (for the reported likelihood),
-        # and fit on the same rows in the scaled unit.
-        raw = _Data(columns, weights)
         data = raw.transformed(lambda cols: self._scale_columns(cols, scale))
         logger.debug(
             "%s: %d customers, %d unique rows",
@@ -564,7 +692,9 @@ class _FittedModel(ABC):
     def _total_loglik(self, columns: dict[str, np.ndarray] | _Data) -> float:
         data = columns if isinstance(columns, _Data) else _Data(columns)
         theta = np.array([self.params_[n] for n in self.param_names])
-        ll = self._loglik(theta, data, grad=False)
+        ll = np.empty(data.weights.size)
+        for s in _blocks(ll.size, self._loglik_rows):
+            ll[s] = self._loglik(theta, data.rows(s), grad=False)
         return float(wsum(data.weights, ll))
 
     def _set_information(self, data, log_theta, pen, theta) -> None:

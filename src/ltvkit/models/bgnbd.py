@@ -110,7 +110,11 @@ class BGNBDModel(_PurchaseModel):
 
     @staticmethod
     def _sum_terms(data):
-        """Weights aggregated per distinct x and T, and the repeat buyers' rows."""
+        """Weights aggregated per distinct x and T, and the repeat buyers' rows.
+
+        The rows sorted by x first, as :class:`~ltvkit.models._base._Data`
+        gives them, have the repeat buyers last: their rows are then views.
+        """
         terms = data.cache.get("bgnbd")
         if terms is None:
             w = data.weights
@@ -119,6 +123,9 @@ class BGNBDModel(_PurchaseModel):
             uT, iT = data.factor("T")
             utx, itx = data.factor("t_x")
             rep = x > 0
+            first = x.size - np.count_nonzero(rep)
+            if rep[first:].all():
+                rep = slice(first, None)
             terms = {
                 "W_x": np.bincount(ix, w, ux.size),
                 "W_T": np.bincount(iT, w, uT.size),

@@ -10,7 +10,13 @@ import pandas as pd
 from scipy.special import digamma, gammaln
 
 from ltvkit.errors import AssumptionWarning, DataError, ModelError, format_examples
-from ltvkit.models._base import _FittedModel, check_columns, numeric_column, wsum
+from ltvkit.models._base import (
+    _FittedModel,
+    check_columns,
+    float_values,
+    numeric_column,
+    wsum,
+)
 
 __all__ = ["GammaGammaModel"]
 
@@ -89,7 +95,7 @@ class GammaGammaModel(_FittedModel):
         check_columns(frame, ("frequency", "monetary_value"), what="the spend data")
         problems: list[str] = []
         x = numeric_column(frame, "frequency", problems)
-        m = pd.to_numeric(frame["monetary_value"], errors="coerce").to_numpy(float)
+        m = float_values(frame["monetary_value"])
         ids = frame.index.to_numpy()
         ok = np.isfinite(x)
         repeat = ok & (x > 0)
@@ -124,6 +130,8 @@ class GammaGammaModel(_FittedModel):
                 f"None of the {len(x)} customers has a repeat purchase (frequency > "
                 "0); Gamma-Gamma is fitted on repeat buyers only."
             )
+        if repeat.all():
+            return {"x": x, "m": m}, 1.0
         return {"x": x[repeat], "m": m[repeat]}, 1.0
 
     def fit(self, data_frame) -> GammaGammaModel:
@@ -216,14 +224,15 @@ class GammaGammaModel(_FittedModel):
             w = data.weights
             x, m = data["x"], data["m"]
             ux, ix = data.factor("x")
-            log_mx = np.log(m) + np.log(x)
+            log_m = np.log(m)
+            wx = w * x
             k = data.cache["gg"] = {
                 "W_x": np.bincount(ix, w, ux.size),
                 "xm": x * m,
                 "w": w,
-                "wx": w * x,
-                "S1": float(wsum(w * x, log_mx)),  # sum of w x log(m x)
-                "S2": float(wsum(w, np.log(m))),  # sum of w log(m)
+                "wx": wx,
+                "S1": float(wsum(wx, log_m + np.log(x))),  # sum of w x log(m x)
+                "S2": float(wsum(w, log_m)),  # sum of w log(m)
             }
         ux = data.factor("x")[0]
         n = data.n

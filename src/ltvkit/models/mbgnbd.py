@@ -87,19 +87,20 @@ class MBGNBDModel(_PurchaseModel):
         # the two branches (a customer may drop out at the first purchase).
         r, alpha, a, b = theta
         w = data.weights
-        x = data["x"]
         ux, ix = data.factor("x")
         uT, iT = data.factor("T")
         utx, itx = data.factor("t_x")
         k = data.cache.get("mbgnbd")
         if k is None:
+            x = data["x"]
             k = data.cache["mbgnbd"] = {
+                "x": x,
                 "W_x": np.bincount(ix, w, ux.size),
                 "W_T": np.bincount(iT, w, uT.size),
                 "Wx_T": np.bincount(iT, w * x, uT.size),
             }
         n = data.n
-        W_x, W_T, Wx_T = k["W_x"], k["W_T"], k["Wx_T"]
+        x, W_x, W_T, Wx_T = k["x"], k["W_x"], k["W_T"], k["Wx_T"]
         LT = np.log(alpha + uT)
         Ltx = np.log(alpha + utx)
         b_x = b + ux

@@ -76,6 +76,8 @@ class ParetoNBDModel(_PurchaseModel):
     display_name = "Pareto/NBD"
     param_names = ("r", "alpha", "s", "beta")
     time_params = (1, 3)
+    # Whole blocks of _log_death, whose quadrature depends on the rows of a block.
+    _loglik_rows = 3 * _CHUNK
 
     def _parts(self, theta, x, t_x, T, *, grad):
         r, alpha, s, beta = theta
