@@ -91,11 +91,27 @@ def run_lifetimes(log: str, out: str) -> dict:
     }
 
 
-def child(side: str, log: str, out: str) -> None:
+def peak_mib() -> float:
+    """Peak resident memory of this process since it started.
+
+    On Linux this is VmHWM: ``ru_maxrss`` would survive the exec and report
+    the parent's resident memory at the fork when that is larger.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(side: str, log: str, out: str) -> None:
     result = (run_ltvkit if side == "ltvkit" else run_lifetimes)(log, out)
-    result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_mib"] = peak_mib()
     print(json.dumps(result))
 
 

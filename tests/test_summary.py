@@ -343,3 +343,24 @@ def test_summarise_counts_exact_duplicates_in_crowded_days(zero_amounts):
     assert expected > 150
     with pytest.warns(DataQualityWarning, match=f"^{expected} rows are exact dup"):
         summarise(read_transactions(log), zero_amounts=zero_amounts)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e12])
+def test_summarise_sums_money_exactly_at_any_size(scale):
+    # Amounts are summed in millionths as integers; logs whose sums could
+    # outgrow 64 bits are summed in 128 bits, exactly all the same.
+    from decimal import Decimal
+
+    cents = [1999, 1, 250_000, 7]
+    log = frame(
+        {
+            "customer_id": [1, 1, 1, 2],
+            "date": ["2021-01-01", "2021-01-01", "2021-02-01", "2021-02-03"],
+            "amount": [c / 100 * scale for c in cents],
+        }
+    )
+    rfm = summarise(log)
+    exact = [Decimal(repr(c / 100 * scale)) for c in cents]
+    assert rfm.loc[1, "total_spend"] == float(exact[0] + exact[1] + exact[2])
+    assert rfm.loc[1, "monetary_value"] == float(exact[2])
+    assert rfm.loc[2, "total_spend"] == float(exact[3])

@@ -639,7 +639,7 @@ def _score_whole(trained, tx, summary, value_options, segment_by):
 
 
 #: Customers scored and written at a time by :func:`score_to_file`.
-SCORE_CHUNK_ROWS = 250_000
+SCORE_CHUNK_ROWS = 100_000
 
 
 def score_to_file(

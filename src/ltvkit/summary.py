@@ -252,7 +252,7 @@ def report_row_checks(
 #: a disjoint share of the customers (by a hash of their id), so that the
 #: engine's per-occasion hash tables hold one share at a time. Scanning the
 #: log again costs less than the memory it saves.
-ROWS_PER_PASS = 1_000_000
+ROWS_PER_PASS = 500_000
 MAX_PASSES = 16
 
 
@@ -307,6 +307,14 @@ class _RowCounts:
     n_zero: int
     n_upto: int
     hash_sum: int
+    abs_total: float | None
+
+    @property
+    def money_type(self) -> str:
+        """The narrowest integer type that holds every sum of these rows'
+        amounts in millionths exactly."""
+        fits = self.abs_total is None or self.abs_total * MONEY_SCALE < 2.0**62
+        return "BIGINT" if fits else "HUGEINT"
 
 
 def _row_counts(tx: Transactions, end: pd.Timestamp) -> _RowCounts:
@@ -321,7 +329,8 @@ def _row_counts(tx: Transactions, end: pd.Timestamp) -> _RowCounts:
                sum(amount) FILTER (WHERE {upto} AND amount < 0),
                count(*) FILTER (WHERE {upto} AND amount = 0),
                count(*) FILTER (WHERE {upto}),
-               coalesce(sum(row_hash::HUGEINT) FILTER (WHERE {upto}), 0)
+               coalesce(sum(row_hash::HUGEINT) FILTER (WHERE {upto}), 0),
+               sum(abs(amount)) FILTER (WHERE {upto})
         FROM {tx.view}
         """
     ).fetchall()[0]
@@ -387,6 +396,7 @@ def _occasions_sql(
     netting: bool = True,
     segment: bool = True,
     duplicates: bool = False,
+    money_type: str = "HUGEINT",
 ) -> str:
     """SQL of the purchase occasions: one row per customer and occasion.
 
@@ -399,6 +409,8 @@ def _occasions_sql(
     With ``duplicates`` (and without ``netting``), ``dup_rows`` counts the
     exact duplicates among an occasion's rows when it has two, and is NULL
     when it has more (two rows are copies when their row hashes agree).
+    ``money_type`` is the integer type of ``micros``: BIGINT is faster and
+    smaller, and may be used when no sum of the amounts can exceed it.
     """
     p = _period_index(period, "day")
     first_segment = (
@@ -410,7 +422,8 @@ def _occasions_sql(
     total = f"CAST(micros AS DOUBLE) / {MONEY_SCALE} AS total"
     per = f"""
         SELECT customer_id, {p} AS p, bool_or(amount >= 0) AS occ,
-               sum(CAST(round(amount * {MONEY_SCALE}) AS HUGEINT)) AS micros,
+               CAST(sum(CAST(round(amount * {MONEY_SCALE}) AS {money_type}))
+                    AS {money_type}) AS micros,
                min(day) FILTER (WHERE amount >= 0) AS first_day,
                count(*) FILTER (WHERE amount >= 0) AS n_rows,
                {first_segment}
@@ -866,6 +879,7 @@ def _fill(table: SummaryTable, counts: _RowCounts, end: pd.Timestamp) -> None:
             netting=netting,
             segment=tx.has_segment,
             duplicates=in_occasions,
+            money_type=counts.money_type,
         )
         table._append(_customers_sql(occasions, end_p, tx.has_segment, in_occasions))
     if in_occasions:
