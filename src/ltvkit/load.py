@@ -22,6 +22,7 @@ from typing import Literal
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from .errors import ConfigError, DataError, DataQualityWarning
 
@@ -111,17 +112,18 @@ class Transactions:
         return self._date_range
 
     def release_memory(self) -> None:
-        """Return the memory that DuckDB's queries freed to the system.
+        """Return the memory that DuckDB's queries and Arrow freed to the system.
 
-        DuckDB's allocator keeps freed pages for its next query; when pandas
-        and NumPy work follows, those pages add to the process's peak. DuckDB
-        flushes its allocator whenever its thread pool is resized, so this
-        resizes the pool and restores it.
+        DuckDB's and Arrow's allocators keep freed pages for later use; when
+        pandas and NumPy work follows, those pages add to the process's peak.
+        DuckDB flushes its allocator whenever its thread pool is resized, so
+        this resizes the pool and restores it.
         """
         con = self.connection
         (threads,) = con.execute("SELECT current_setting('threads')").fetchall()[0]
         con.execute(f"SET threads = {1 if threads > 1 else 2}")
         con.execute(f"SET threads = {threads}")
+        pa.default_memory_pool().release_unused()
 
     def __len__(self) -> int:
         return self.n_rows

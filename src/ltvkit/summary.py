@@ -39,6 +39,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ._io import progress as _progress
 from .errors import ConfigError, DataError, DataQualityWarning
@@ -252,7 +254,7 @@ def report_row_checks(
 #: a disjoint share of the customers (by a hash of their id), so that the
 #: engine's per-occasion hash tables hold one share at a time. Scanning the
 #: log again costs less than the memory it saves.
-ROWS_PER_PASS = 500_000
+ROWS_PER_PASS = 250_000
 MAX_PASSES = 16
 
 
@@ -506,6 +508,81 @@ def _customers_sql(
     """
 
 
+def _customers_by_sorting(
+    con, rows: str, period: str, end_p: int, segment: bool = True
+) -> pa.Table:
+    """The rows of :func:`_customers_sql` for ``rows`` that have no refunds,
+    by sorting the rows instead of grouping them, with ``dup_rows`` always
+    counted; sorted by ``customer_id``.
+
+    Sorted by customer and time (then segment and row hash), a customer's
+    rows come in one run, each occasion in a run within it, with exact
+    copies next to each other; the first row is the first purchase.
+    Without ``segment``, the day stands for the time.
+    """
+    p = _period_index(period, "day")
+    tab = con.sql(
+        f"""SELECT customer_id, CAST({p} AS INTEGER) AS p, day,
+                   CAST(round(amount * {MONEY_SCALE}) AS BIGINT) AS micros, row_hash,
+                   {"ts, segment" if segment else "NULL::VARCHAR AS segment"}
+            FROM ({rows}) r"""
+    ).to_arrow_reader().read_all()
+    order = ["customer_id", *(["ts", "segment"] if segment else ["day"]), "row_hash"]
+    # Arrow sorts in less memory than DuckDB, nulls last as DuckDB does.
+    tab = tab.take(pc.sort_indices(tab, [(c, "ascending") for c in order]))
+    n = tab.num_rows
+    ids = tab.column("customer_id").combine_chunks()
+    period_index = tab.column("p").to_numpy()
+    micros = tab.column("micros").to_numpy()
+    row_hash = tab.column("row_hash").to_numpy()
+    first_row = np.ones(n, dtype=bool)
+    if n > 1:
+        first_row[1:] = pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)
+    new_occasion = first_row.copy()
+    new_occasion[1:] |= period_index[1:] != period_index[:-1]
+    copy = np.zeros(n, dtype=np.int32)
+    copy[1:] = ~new_occasion[1:] & (row_hash[1:] == row_hash[:-1])
+    starts = np.flatnonzero(first_row)
+    ends = np.append(starts[1:], n)[: starts.size]
+    occasions = np.flatnonzero(new_occasion)
+    first_ends = np.append(occasions[1:], n)[np.searchsorted(occasions, starts)]
+    cum = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(micros)])
+    total = cum[ends] - cum[starts]
+    repeat = total - (cum[first_ends] - cum[starts])
+    frequency = np.add.reduceat(new_occasion.astype(np.int32), starts) - 1 if n else starts
+    monetary = np.zeros(starts.size)
+    some = frequency > 0
+    monetary[some] = repeat[some].astype(float) / MONEY_SCALE / frequency[some]
+    first_p = period_index[starts]
+    return pa.table(
+        {
+            "customer_id": ids.take(starts),
+            "frequency": np.asarray(frequency, dtype=np.int32),
+            "recency": (period_index[ends - 1] - first_p).astype(np.int32),
+            "T": (end_p - first_p).astype(np.int32),
+            "monetary_value": monetary,
+            "total_spend": total.astype(float) / MONEY_SCALE,
+            "first_purchase": tab.column("day").take(starts),
+            "n_transactions": (ends - starts).astype(np.int32),
+            "segment": _first_valid(tab.column("segment"), starts, ends),
+            "dup_rows": np.asarray(
+                np.add.reduceat(copy, starts) if n else copy, dtype=np.int32
+            ),
+        }
+    )
+
+
+def _first_valid(values: pa.ChunkedArray, starts, ends) -> pa.ChunkedArray:
+    """The first non-null value in each run ``starts[i]:ends[i]``; null if none."""
+    valid = np.flatnonzero(pc.is_valid(values).to_numpy(zero_copy_only=False))
+    if valid.size == 0:
+        return pa.chunked_array([pa.nulls(starts.size, values.type)])
+    pos = np.minimum(np.searchsorted(valid, starts), valid.size - 1)
+    picks = valid[pos]
+    found = (picks >= starts) & (picks < ends)
+    return pc.if_else(found, values.take(picks), pa.scalar(None, values.type))
+
+
 def _customers_frame(
     df: pd.DataFrame, has_segment: bool, rules: _Rules
 ) -> pd.DataFrame:
@@ -704,14 +781,28 @@ class SummaryTable:
         """Write the customers of ``query``, all with ids above those written
         so far, sorted, and make the view show them after the others."""
         con = self.tx.connection
-        path = os.path.join(self.folder, f"part-{len(self._parts)}.parquet")
+        path = self._next_part()
         with _in_order(con):
             con.execute(
                 f"COPY ({query} ORDER BY customer_id) TO '{path}' (FORMAT parquet)"
             )
+        self._add_part(path)
+
+    def _append_table(self, customers: pa.Table) -> None:
+        """:meth:`_append` for customers already summarised and sorted."""
+        path = self._next_part()
+        # A temporary file, written once and read a few times: no dictionary
+        # pages and no compression, which would cost more than they save.
+        pq.write_table(customers, path, use_dictionary=False, compression="none")
+        self._add_part(path)
+
+    def _next_part(self) -> str:
+        return os.path.join(self.folder, f"part-{len(self._parts)}.parquet")
+
+    def _add_part(self, path: str) -> None:
         self._parts.append(path)
         files = ", ".join(f"'{p}'" for p in self._parts)
-        con.execute(
+        self.tx.connection.execute(
             f"CREATE OR REPLACE VIEW {self.name} AS "
             f"SELECT * FROM read_parquet([{files}])"
         )
@@ -868,13 +959,26 @@ def _fill(table: SummaryTable, counts: _RowCounts, end: pd.Timestamp) -> None:
     # With every row of the log in the occasions, duplicates are counted on
     # the way (row by row only for the rare occasions of three rows or more).
     in_occasions = not netting and rules.zero_amounts == rules.duplicates == "keep"
+    # Then, if the money sums fit 64 bits, sorting the rows is faster than
+    # grouping them by occasion, and counts every duplicate.
+    by_sorting = in_occasions and counts.money_type == "BIGINT"
+    if by_sorting:
+        (end_index,) = con.execute(f"SELECT {end_p}").fetchall()[0]
     n_distinct = 0
     for k in _progress(range(len(bounds) + 1), "summarising", len(bounds) + 1):
         share = _share(bounds, k)
+        rows = _rows_sql(tx.view, rules, end, share)
+        if by_sorting:
+            table._append_table(
+                _customers_by_sorting(
+                    con, rows, rules.period, end_index, tx.has_segment
+                )
+            )
+            continue
         if not in_occasions:
             n_distinct += _n_distinct_rows(tx, end, share)
         occasions = _occasions_sql(
-            _rows_sql(tx.view, rules, end, share),
+            rows,
             rules.period,
             netting=netting,
             segment=tx.has_segment,
