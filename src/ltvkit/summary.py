@@ -251,9 +251,8 @@ def report_row_checks(
 
 
 #: Logs with more rows than this are summarised in several passes, each over
-#: a disjoint share of the customers (by a hash of their id), so that the
-#: engine's per-occasion hash tables hold one share at a time. Scanning the
-#: log again costs less than the memory it saves.
+#: a range of customer ids, so that memory holds the rows of one range at a
+#: time. Scanning the log again costs less than the memory it saves.
 ROWS_PER_PASS = 250_000
 MAX_PASSES = 16
 
@@ -370,7 +369,8 @@ def _counted_duplicates(tx: Transactions, table: str, end: pd.Timestamp) -> int:
 
 
 def _rows_sql(view: str, rules: _Rules, end: pd.Timestamp, share: str = "TRUE") -> str:
-    """SQL of the rows to use up to ``end``, by the rules, in one share."""
+    """SQL of the rows to use up to ``end``, by the rules, in one range of
+    customers (``share``, an SQL condition)."""
     where = [f"day <= DATE '{end.date()}'", share]
     if rules.zero_amounts == "drop":
         where.append("amount <> 0")
@@ -521,12 +521,13 @@ def _customers_by_sorting(
     Without ``segment``, the day stands for the time.
     """
     p = _period_index(period, "day")
-    tab = con.sql(
-        f"""SELECT customer_id, CAST({p} AS INTEGER) AS p, day,
-                   CAST(round(amount * {MONEY_SCALE}) AS BIGINT) AS micros, row_hash,
-                   {"ts, segment" if segment else "NULL::VARCHAR AS segment"}
-            FROM ({rows}) r"""
-    ).to_arrow_reader().read_all()
+    query = f"""
+        SELECT customer_id, CAST({p} AS INTEGER) AS p, day,
+               CAST(round(amount * {MONEY_SCALE}) AS BIGINT) AS micros, row_hash,
+               {"ts, segment" if segment else "NULL::VARCHAR AS segment"}
+        FROM ({rows}) r
+    """
+    tab = con.sql(query).to_arrow_reader().read_all()
     order = ["customer_id", *(["ts", "segment"] if segment else ["day"]), "row_hash"]
     # Arrow sorts in less memory than DuckDB, nulls last as DuckDB does.
     tab = tab.take(pc.sort_indices(tab, [(c, "ascending") for c in order]))
@@ -549,7 +550,9 @@ def _customers_by_sorting(
     cum = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(micros)])
     total = cum[ends] - cum[starts]
     repeat = total - (cum[first_ends] - cum[starts])
-    frequency = np.add.reduceat(new_occasion.astype(np.int32), starts) - 1 if n else starts
+    frequency = starts  # none when there are no rows
+    if n:
+        frequency = np.add.reduceat(new_occasion.astype(np.int32), starts) - 1
     monetary = np.zeros(starts.size)
     some = frequency > 0
     monetary[some] = repeat[some].astype(float) / MONEY_SCALE / frequency[some]
@@ -914,7 +917,8 @@ def summary_table(
     zero_amounts: KeepDrop = "keep",
     duplicates: KeepDrop = "keep",
 ) -> SummaryTable:
-    """:func:`summarise`, leaving the summary in DuckDB; see :class:`SummaryTable`."""
+    """:func:`summarise`, leaving the summary in temporary files; see
+    :class:`SummaryTable`."""
     tx = _as_transactions(data)
     rules = _rules(time_unit, period, refunds, zero_amounts, duplicates)
     first_day, last_day = tx.date_range()
