@@ -175,6 +175,45 @@ def test_cli_output_suffix_must_name_a_format(sample_model, sample_csv, tmp_path
     assert ".csv or .parquet" in result.output
 
 
+@pytest.mark.parametrize("where", ["a folder", "under a file"])
+def test_cli_unwritable_outputs_are_refused_before_any_work(
+    sample_model, sample_csv, tmp_path, where
+):
+    # An output that names a folder, or sits under a file, is a usage error
+    # found before the log is read; nothing is written, not even the other
+    # output.
+    (tmp_path / "taken.csv").mkdir()
+    (tmp_path / "plain.txt").write_text("x")
+    bad = (
+        tmp_path / "taken.csv" if where == "a folder" else tmp_path / "plain.txt/s.csv"
+    )
+    commands = [
+        ["score", "-m", str(sample_model), "-t", str(sample_csv), "--out", str(bad)],
+        [
+            "score",
+            "-m",
+            str(sample_model),
+            "-t",
+            str(sample_csv),
+            "--out",
+            str(tmp_path / "ok.csv"),
+            "--segments-out",
+            str(bad),
+            "--spend",
+            str(sample_csv),
+            "--segment-by",
+            "acquisition-month",
+        ],
+        ["simulate", "--customers", "100", "--out", str(bad)],
+        ["train", "-t", str(sample_csv), "--out", str(tmp_path / "plain.txt/m")],
+    ]
+    for args in commands:
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.output and "unexpected" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.txt", "taken.csv"]
+
+
 def test_cli_missing_model_folder_is_an_error(sample_csv, tmp_path):
     result = CliRunner().invoke(
         main,

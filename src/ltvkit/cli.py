@@ -8,6 +8,7 @@ model error, 2 for a usage error. A traceback is shown only with ``--debug``.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import warnings
@@ -51,6 +52,27 @@ def write_table(frame: pd.DataFrame, path: Path, *, index: bool = True) -> None:
 def _check_suffix(path: str | None, option: str) -> None:
     if path is not None and Path(path).suffix.lower() not in TABLE_SUFFIXES:
         raise click.UsageError(f"{option} {path} must end in .csv or .parquet.")
+    _check_writable(path, option)
+
+
+def _check_writable(path: str | None, option: str, *, folder: bool = False) -> None:
+    """Refuse, before any work, an output path that cannot be written: a
+    file path that is a folder (or a folder path that is a file), or one
+    under a file or an unwritable folder. Missing folders are created."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir() and not folder:
+        raise click.UsageError(f"{option} {path} is a folder; give a file name.")
+    if target.exists() and not target.is_dir() and folder:
+        raise click.UsageError(f"{option} {path} is a file; give a folder name.")
+    parent = target.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise click.UsageError(f"{option} {path}: {parent} is a file, not a folder.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise click.UsageError(f"{option} {path}: cannot write in {parent}.")
 
 
 class LtvkitGroup(click.Group):
@@ -69,6 +91,11 @@ class LtvkitGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Error: interrupted; no output was written.", err=True)
             ctx.exit(130)
+        except OSError as exc:  # the file system refused: disk full, permissions
+            if ctx.meta.get("ltvkit.debug"):
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
         except Exception as exc:  # noqa: BLE001 - the last line of defence
             if ctx.meta.get("ltvkit.debug"):
                 raise
@@ -316,6 +343,7 @@ def train(ctx, out, quiet, debug, **kw) -> None:
         raise click.UsageError(
             f"{out_path} exists; pass --force to replace it, or choose another --out."
         )
+    _check_writable(out, "--out", folder=True)
     tx = _read(kw)
     trained = train_models(
         tx,
@@ -564,6 +592,7 @@ def evaluate(ctx, out, quiet, debug, **kw) -> None:
         raise click.UsageError(
             f"{out_path} exists; pass --force to replace it, or choose another --out."
         )
+    _check_writable(out, "--out", folder=True)
     names = kw["candidates"].split(",") if kw["candidates"] else None
     tx = _read(kw)
     result = run_backtest(
@@ -661,6 +690,7 @@ def simulate(ctx, n_customers, seed, out, spend_out, start, quiet, debug, **kw):
     from .synthetic import write_simulated_log
 
     _check_suffix(out, "--out")
+    _check_suffix(spend_out, "--spend-out")
     purchase = {k: kw[k] for k in ("r", "alpha", "a", "b") if kw[k] is not None}
     spend = {k: kw[k] for k in ("p", "q", "v") if kw[k] is not None}
     info = write_simulated_log(
