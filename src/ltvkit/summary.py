@@ -351,8 +351,12 @@ def _counted_duplicates(tx: Transactions, table: str, end: pd.Timestamp) -> int:
     """Duplicate rows from a summary's ``dup_rows``, counted row by row for
     the customers with an occasion of more than two rows."""
     con = tx.connection
-    known = con.execute(f"SELECT coalesce(sum(dup_rows), 0) FROM {table}")
-    known = known.fetchall()[0][0]
+    known, n_unknown = con.execute(
+        f"""SELECT coalesce(sum(dup_rows), 0), count(*) FILTER (WHERE dup_rows IS NULL)
+            FROM {table}"""
+    ).fetchall()[0]
+    if not n_unknown:
+        return int(known)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE ltvkit_recount AS
             SELECT customer_id FROM {table} WHERE dup_rows IS NULL"""
